@@ -1,0 +1,279 @@
+"""Autograd DAG -> Graph: plain dataclasses, no drawing.
+
+The walk follows what torchviz reads (``grad_fn.next_functions``,
+``AccumulateGrad.variable``, ``_saved_*`` attributes) but only collects data;
+`core.layout` places it and the GUI or `core.export` draws it, as micrograd keeps
+its trace apart from `draw_dot`.
+
+Edges point the way the forward pass ran: from a leaf tensor to its
+AccumulateGrad, from each node in ``fn.next_functions`` to ``fn``, and from a
+tensor's ``grad_fn`` to the tensor. Inputs are at the top.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+
+SAVED_PREFIX = "_saved_"
+
+
+@dataclass
+class TensorNode:
+    id: str
+    key: str  # stable across edits of the script: the layout keeps it in place
+    name: str | None  # top-level variable, `var.param.path`, or None for an unnamed leaf
+    shape: list[int]
+    dtype: str
+    device: str
+    requires_grad: bool
+    is_leaf: bool
+    grad_fn: str | None
+    retains_grad: bool
+    grad: Any = None  # nested list, or None when there is no grad (or it was too big)
+    has_grad: bool = False  # a grad exists even if `grad` was left out for size
+    aliases: list[str] = field(default_factory=list)  # other names bound to the same tensor
+    kind: str = "tensor"
+
+
+@dataclass
+class OpNode:
+    id: str
+    key: str
+    name: str  # type(fn).__name__: "MulBackward0", "AccumulateGrad", "CubeFnBackward"
+    kind: str = "op"
+
+
+@dataclass
+class SavedNode:
+    id: str
+    key: str
+    name: str  # the attribute without its prefix: "self", "other", "result"
+    op: str  # id of the op node that saved it
+    shape: list[int] | None  # None when the saved tensor was freed by a backward
+    dtype: str | None
+    freed: bool = False
+    kind: str = "saved"
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+
+
+@dataclass
+class Graph:
+    nodes: list[TensorNode | OpNode | SavedNode] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def node(self, node_id: str):
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def by_kind(self, kind: str) -> list:
+        return [n for n in self.nodes if n.kind == kind]
+
+    def without_saved(self) -> "Graph":
+        nodes = [n for n in self.nodes if n.kind != "saved"]
+        keep = {n.id for n in nodes}
+        return Graph(nodes, [e for e in self.edges if e.src in keep and e.dst in keep])
+
+
+def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor bound to a top-level name, and every parameter of a module
+    bound to one (as ``model.0.weight``), in the order the script bound them."""
+    found: list[tuple[str, torch.Tensor]] = []
+    for name, value in namespace.items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, torch.Tensor):
+            found.append((name, value))
+        elif isinstance(value, torch.nn.Module):
+            for path, p in value.named_parameters(remove_duplicate=False):
+                found.append((f"{name}.{path}", p))
+    return found
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def tensor_grad_values(t: torch.Tensor, limit: int | None) -> tuple[Any, bool]:
+    """(nested list or None, whether a grad exists). `limit` caps the element count."""
+    try:
+        g = t.grad if (t.is_leaf or t.retains_grad) else None
+    except RuntimeError:
+        g = None
+    if g is None:
+        return None, False
+    if limit is not None and g.numel() > limit:
+        return None, True
+    return g.detach().cpu().tolist(), True
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def _saved_values(fn) -> list[tuple[str, Any]]:
+    """(attribute name, tensor or None when freed) for each saved tensor of `fn`."""
+    out: list[tuple[str, Any]] = []
+    for attr in dir(fn):
+        if not attr.startswith(SAVED_PREFIX):
+            continue
+        try:
+            val = getattr(fn, attr)
+        except RuntimeError:  # freed by a backward without retain_graph
+            out.append((attr[len(SAVED_PREFIX):], None))
+            continue
+        if isinstance(val, torch.Tensor):
+            out.append((attr[len(SAVED_PREFIX):], val))
+        elif isinstance(val, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in val):
+            for i, v in enumerate(val):
+                if isinstance(v, torch.Tensor):
+                    out.append((f"{attr[len(SAVED_PREFIX):]}[{i}]", v))
+    return out
+
+
+def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = True) -> Graph:
+    """Walk the autograd graph of every named tensor in `namespace`.
+
+    `grad_limit` caps how many grad elements are copied into a node (None: all).
+    `saved` adds a node for each saved tensor of each op.
+    """
+    graph = Graph()
+    tensor_by_obj: dict[int, TensorNode] = {}
+    keep_alive: list[Any] = []  # holds fns and tensors so their id() stays unique
+
+    def add_tensor(name: str | None, t: torch.Tensor, key: str) -> TensorNode:
+        grad, has_grad = tensor_grad_values(t, grad_limit)
+        fn = t.grad_fn
+        node = TensorNode(
+            id=f"t{len(tensor_by_obj)}", key=key, name=name, shape=list(t.shape),
+            dtype=dtype_name(t.dtype), device=str(t.device), requires_grad=t.requires_grad,
+            is_leaf=t.is_leaf, grad_fn=type(fn).__name__ if fn is not None else None,
+            retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
+            grad=grad, has_grad=has_grad)
+        tensor_by_obj[id(t)] = node
+        keep_alive.append(t)
+        graph.nodes.append(node)
+        return node
+
+    named = named_tensors(namespace)
+    for name, t in named:
+        if id(t) in tensor_by_obj:
+            tensor_by_obj[id(t)].aliases.append(name)
+        else:
+            add_tensor(name, t, "t:" + name)
+
+    # Ops: iterative walk from every named tensor's grad_fn, each node exactly once.
+    op_of: dict[int, OpNode] = {}
+    op_fns: list[Any] = []
+    children: dict[int, list[Any]] = {}
+    stack = [t.grad_fn for _, t in named if t.grad_fn is not None]
+    while stack:
+        fn = stack.pop()
+        if id(fn) in op_of:
+            continue
+        op_of[id(fn)] = OpNode(id=f"op{len(op_fns)}", key="", name=type(fn).__name__)
+        op_fns.append(fn)
+        nexts = [nf for nf, _ in fn.next_functions if nf is not None]
+        children[id(fn)] = nexts
+        stack.extend(nf for nf in nexts if id(nf) not in op_of)
+
+    # Stable keys: an op is known by its name and the keys of its inputs, so the same
+    # expression keeps its key when unrelated lines change. Unnamed leaves are known
+    # by shape and order of discovery.
+    unnamed_leaves = 0
+    for fn in _inputs_first(op_fns, children):
+        node = op_of[id(fn)]
+        if node.name == "AccumulateGrad":
+            var = fn.variable
+            leaf = tensor_by_obj.get(id(var))
+            if leaf is None:
+                leaf = add_tensor(None, var, f"leaf:{list(var.shape)}#{unnamed_leaves}")
+                unnamed_leaves += 1
+            graph.edges.append(Edge(leaf.id, node.id))
+            basis = "acc:" + leaf.key
+        else:
+            basis = node.name + "(" + ",".join(op_of[id(c)].key for c in children[id(fn)]) + ")"
+        node.key = _short_hash(basis)
+
+    seen_keys: dict[str, int] = {}
+    for fn in op_fns:
+        node = op_of[id(fn)]
+        n = seen_keys.get(node.key, 0)
+        seen_keys[node.key] = n + 1
+        if n:
+            node.key = f"{node.key}#{n}"
+        graph.nodes.append(node)
+
+    seen_edges: set[tuple[str, str]] = set()
+    for fn in op_fns:
+        dst = op_of[id(fn)].id
+        for c in children[id(fn)]:
+            pair = (op_of[id(c)].id, dst)
+            if pair not in seen_edges:
+                seen_edges.add(pair)
+                graph.edges.append(Edge(*pair))
+    for name, t in named:
+        node = tensor_by_obj[id(t)]
+        if t.grad_fn is not None and node.name == name:
+            graph.edges.append(Edge(op_of[id(t.grad_fn)].id, node.id))
+
+    if saved:
+        for fn in op_fns:
+            op = op_of[id(fn)]
+            for attr, val in _saved_values(fn):
+                freed = val is None
+                graph.nodes.append(SavedNode(
+                    id=f"s{len(graph.nodes)}", key=f"{op.key}/{attr}", name=attr, op=op.id,
+                    shape=None if freed else list(val.shape),
+                    dtype=None if freed else dtype_name(val.dtype), freed=freed))
+                graph.edges.append(Edge(graph.nodes[-1].id, op.id))
+    return graph
+
+
+def _inputs_first(fns: list[Any], children: dict[int, list[Any]]) -> Iterable[Any]:
+    """Post-order over the op DAG: every fn after all its inputs (no recursion, so a
+    3,000-step chain does not hit Python's recursion limit)."""
+    done: set[int] = set()
+    for root in fns:
+        if id(root) in done:
+            continue
+        stack = [(root, False)]
+        while stack:
+            fn, expanded = stack.pop()
+            if id(fn) in done:
+                continue
+            if expanded:
+                done.add(id(fn))
+                yield fn
+                continue
+            stack.append((fn, True))
+            stack.extend((c, False) for c in children[id(fn)] if id(c) not in done)
+
+
+def graph_to_dict(graph: Graph) -> dict:
+    """The export's JSON contract (`torchscope.graph/1`), also used on the wire."""
+    nodes = []
+    for n in graph.nodes:
+        d = dict(n.__dict__)
+        if n.kind != "tensor" or not d["aliases"]:
+            d.pop("aliases", None)
+        nodes.append(d)
+    return {"format": "torchscope.graph/1", "nodes": nodes,
+            "edges": [{"from": e.src, "to": e.dst} for e in graph.edges]}
+
+
+_NODE_TYPES = {"tensor": TensorNode, "op": OpNode, "saved": SavedNode}
+
+
+def graph_from_dict(data: dict) -> Graph:
+    nodes = [_NODE_TYPES[d["kind"]](**d) for d in data["nodes"]]
+    return Graph(nodes, [Edge(e["from"], e["to"]) for e in data["edges"]])

@@ -1,0 +1,240 @@
+"""Graph -> node positions: a layered layout, inputs at the top, stable across edits.
+
+Sugiyama-style, kept small: layers by longest path (then every non-sink node is
+pulled down to sit right above its first consumer, so 160 parameters of a ResNet
+do not all line up in row 0), order within a layer by barycenter sweeps, and x by
+pushing nodes apart while keeping that order. A node that was drawn before (same
+`key`) keeps its previous x as its wish, so an edit moves only what changed.
+
+Sizes come from label text in a monospace font (CHAR_W x LINE_H per character),
+the same numbers the panel and the SVG export draw with.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from core.graph import Graph
+
+CHAR_W = 8.0
+LINE_H = 17.0
+PAD_X = 12.0
+PAD_Y = 8.0
+GAP_X = 24.0
+GAP_Y = 36.0
+MIN_GAP_Y = 10.0  # rows of an edited graph may close up to this before they move
+SMALL_GRAD = 4  # grads with at most this many values are written on the node
+
+
+@dataclass
+class Box:
+    x: float  # centre
+    y: float
+    w: float
+    h: float
+
+
+@dataclass
+class Layout:
+    boxes: dict[str, Box]
+    width: float
+    height: float
+    layers: int
+
+
+def _fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _fmt_values(values) -> str:
+    flat = values
+    while isinstance(flat, list) and flat and isinstance(flat[0], list):
+        flat = [v for row in flat for v in row]
+    if not isinstance(flat, list):
+        flat = [flat]
+    return "[" + ", ".join(f"{v:.4g}" for v in flat) + "]"
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def node_lines(node) -> list[str]:
+    """The text drawn on a node, line by line."""
+    if node.kind == "op":
+        return [node.name]
+    if node.kind == "saved":
+        return [f"saved {node.name}", "freed" if node.freed else _fmt_shape(node.shape)]
+    title = node.name if node.name else "(unnamed leaf)"
+    lines = [title, f"{_fmt_shape(node.shape)} {node.dtype}"]
+    if node.device != "cpu":
+        lines[1] += f" {node.device}"
+    if node.is_leaf:
+        lines.append("leaf, requires_grad" if node.requires_grad else "leaf, no grad")
+    elif node.retains_grad:
+        lines.append("retains_grad")
+    if node.grad is not None and _numel(node.shape) <= SMALL_GRAD:
+        lines.append("grad " + _fmt_values(node.grad))
+    return lines
+
+
+def node_size(node) -> tuple[float, float]:
+    lines = node_lines(node)
+    return (max(len(s) for s in lines) * CHAR_W + 2 * PAD_X, len(lines) * LINE_H + 2 * PAD_Y)
+
+
+def assign_layers(ids: list[str], succ: dict[str, list[str]], pred: dict[str, list[str]]) -> dict[str, int]:
+    order = topological(ids, succ, pred)
+    layer = {n: 0 for n in ids}
+    for n in order:
+        for s in succ[n]:
+            if layer[s] < layer[n] + 1:
+                layer[s] = layer[n] + 1
+    for n in reversed(order):
+        if succ[n]:
+            layer[n] = min(layer[s] for s in succ[n]) - 1
+    return layer
+
+
+def topological(ids, succ, pred) -> list[str]:
+    indeg = {n: len(pred[n]) for n in ids}
+    ready = [n for n in ids if indeg[n] == 0]
+    ready.reverse()
+    order = []
+    while ready:
+        n = ready.pop()
+        order.append(n)
+        for s in succ[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+    if len(order) < len(ids):  # a cycle cannot come from autograd; keep the rest anyway
+        seen = set(order)
+        order.extend(n for n in ids if n not in seen)
+    return order
+
+
+def _place_row(row: list[str], wish: dict[str, float], width: dict[str, float],
+               x: dict[str, float], pinned: dict[str, float]) -> None:
+    """Put `row` (already in order) as close to its wishes as it can without overlap.
+
+    Pinned nodes (drawn before) are placed first and stay put unless they collide;
+    new nodes then take the free spot nearest to their wish.
+    """
+    old = [n for n in row if n in pinned]
+    new = [n for n in row if n not in pinned]
+    if not old:
+        _push_apart(new, wish, width, x, recentre=True)
+        return
+    _push_apart(old, wish, width, x, recentre=False)
+    taken = [(x[n] - width[n] / 2, x[n] + width[n] / 2) for n in old]
+    for n in new:
+        w = width[n]
+        candidates = [wish[n]]
+        for left, right in taken:
+            candidates += [right + GAP_X + w / 2, left - GAP_X - w / 2]
+        candidates.sort(key=lambda c: abs(c - wish[n]))
+        for c in candidates:
+            if all(c + w / 2 + GAP_X <= left or c - w / 2 - GAP_X >= right for left, right in taken):
+                break
+        x[n] = c
+        taken.append((c - w / 2, c + w / 2))
+
+
+def _push_apart(row: list[str], wish: dict[str, float], width: dict[str, float],
+                x: dict[str, float], recentre: bool) -> None:
+    placed: list[float] = []
+    for i, n in enumerate(row):
+        want = wish[n]
+        if i:
+            want = max(want, placed[-1] + (width[row[i - 1]] + width[n]) / 2 + GAP_X)
+        placed.append(want)
+    shift = sum(wish[n] - p for n, p in zip(row, placed)) / len(row) if recentre and row else 0.0
+    for n, p in zip(row, placed):
+        x[n] = p + shift
+
+
+def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None = None,
+                 sweeps: int = 3) -> Layout:
+    """Positions for every node of `graph`. `previous` maps node key -> (x, y) of the
+    last drawing; those nodes keep their x where the new layering allows."""
+    previous = previous or {}
+    ids = [n.id for n in graph.nodes]
+    if not ids:
+        return Layout({}, 0.0, 0.0, 0)
+    node_by_id = {n.id: n for n in graph.nodes}
+    succ: dict[str, list[str]] = {n: [] for n in ids}
+    pred: dict[str, list[str]] = {n: [] for n in ids}
+    for e in graph.edges:
+        if e.src in succ and e.dst in succ:
+            succ[e.src].append(e.dst)
+            pred[e.dst].append(e.src)
+    layer = assign_layers(ids, succ, pred)
+    size = {n: node_size(node_by_id[n]) for n in ids}
+    width = {n: size[n][0] for n in ids}
+
+    rows: dict[int, list[str]] = defaultdict(list)
+    for n in ids:
+        rows[layer[n]].append(n)
+    depth = max(rows) + 1
+
+    prev_x = {n: previous[node_by_id[n].key][0] for n in ids if node_by_id[n].key in previous}
+    x: dict[str, float] = {}
+    for li in range(depth):
+        pos = 0.0
+        for n in rows[li]:
+            x[n] = prev_x.get(n, pos)
+            pos += width[n] + GAP_X
+
+    def sweep(rows_in_order, neighbours):
+        for li in rows_in_order:
+            row = rows[li]
+            if not row:
+                continue
+            wish = {}
+            for n in row:
+                if n in prev_x:
+                    wish[n] = prev_x[n]
+                    continue
+                nb = neighbours[n]
+                wish[n] = sum(x[m] for m in nb) / len(nb) if nb else x[n]
+            row.sort(key=lambda n: wish[n])
+            _place_row(row, wish, width, x, prev_x)
+
+    for _ in range(sweeps):
+        sweep(range(depth), pred)
+        sweep(range(depth - 1, -1, -1), succ)
+    sweep(range(depth), pred)
+
+    # Rows go top to bottom; a row with nodes drawn before goes back to where they
+    # were, letting the gap above it shrink to MIN_GAP_Y before it moves down.
+    boxes: dict[str, Box] = {}
+    bottom = None
+    for li in range(depth):
+        row = rows[li]
+        h = max((size[n][1] for n in row), default=0.0)
+        centre = h / 2 if bottom is None else bottom + GAP_Y + h / 2
+        kept = sorted(previous[node_by_id[n].key][1] for n in row if n in prev_x)
+        if kept:
+            centre = kept[len(kept) // 2]
+            if bottom is not None:
+                centre = max(centre, bottom + MIN_GAP_Y + h / 2)
+        for n in row:
+            boxes[n] = Box(x[n], centre, size[n][0], size[n][1])
+        bottom = centre + h / 2
+    if not prev_x:  # a first drawing starts at x = 0; a redraw keeps its coordinates
+        left = min(b.x - b.w / 2 for b in boxes.values())
+        for b in boxes.values():
+            b.x -= left
+    right = max(b.x + b.w / 2 for b in boxes.values())
+    top = min(b.y - b.h / 2 for b in boxes.values())
+    return Layout(boxes, right, bottom - top, depth)
+
+
+def positions_by_key(graph: Graph, layout: Layout) -> dict[str, tuple[float, float]]:
+    """What the next `layout_graph` call takes as `previous`."""
+    return {n.key: (layout.boxes[n.id].x, layout.boxes[n.id].y) for n in graph.nodes
+            if n.id in layout.boxes}

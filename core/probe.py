@@ -1,0 +1,188 @@
+"""Run one script and collect a Snapshot of what it built.
+
+Two hosts call `run`: the Jupyter kernel that the app supervises (through
+`serve` and `run_and_send`, results over a Comm) and the headless export in
+`main.py`. One code path for both.
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.graph import Graph, named_tensors, trace_graph
+from core.tensors import TensorSummary, storage_groups, summarize
+
+OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
+GRAD_LIMIT_LIVE = 4096  # grad elements copied into graph nodes for the app
+
+
+class ScriptTimeout(BaseException):
+    """Raised inside the script when `timeout` runs out (BaseException, so a bare
+    `except Exception` in the script does not swallow it)."""
+
+
+@dataclass
+class RunError:
+    type: str  # "SyntaxError", "ZeroDivisionError", "KeyboardInterrupt", "ScriptTimeout"
+    message: str
+    line: int | None  # 1-based line in the script, None when the error is not in it
+    phase: str = "run"  # "run" or "backward"
+    traceback: str = ""
+
+    def one_line(self, filename: str) -> str:
+        where = f"{filename}:{self.line}" if self.line else filename
+        return f"{where}: {self.type}: {self.message}"
+
+
+@dataclass
+class Snapshot:
+    graph: Graph | None
+    summaries: dict[str, TensorSummary] = field(default_factory=dict)  # node id -> summary
+    stdout: str = ""
+    stderr: str = ""
+    error: RunError | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, trace
+
+
+# The namespace of the last run stays alive so the app can ask for a full tensor.
+last_namespace: dict = {}
+
+
+def fresh_namespace(filename: str) -> dict:
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    return {"__name__": "__main__", "__file__": filename, "__builtins__": builtins}
+
+
+def error_from_exception(exc: BaseException, filename: str, phase: str = "run") -> RunError:
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
+        return RunError("SyntaxError" if type(exc) is SyntaxError else type(exc).__name__,
+                        exc.msg, exc.lineno, phase)
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        message = "interrupted"
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return RunError(type(exc).__name__, message.strip().splitlines()[0] if message.strip() else "",
+                    line, phase, tb)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise ScriptTimeout in the main thread after `seconds` (headless export)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise ScriptTimeout(f"the script ran longer than {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def backward_of(namespace: dict, name: str) -> None:
+    """`name.backward()`, with ones as the gradient when `name` is not a scalar."""
+    if name not in namespace:
+        raise NameError(f"no variable named {name!r} in the script")
+    t = namespace[name]
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name!r} is a {type(t).__name__}, not a tensor")
+    if not t.requires_grad:
+        raise RuntimeError(f"{name!r} does not require grad: nothing to backpropagate "
+                           "(no leaf it depends on has requires_grad=True)")
+    t.backward(gradient=None if t.numel() == 1 else torch.ones_like(t))
+
+
+def run(code: str, filename: str = "<editor>", timeout: float | None = None,
+        backward: str | None = None, grad_limit: int | None = GRAD_LIMIT_LIVE,
+        summaries: bool = True) -> Snapshot:
+    """Execute `code` in a fresh namespace with fixed seeds and trace what it built."""
+    global last_namespace
+    out, err = io.StringIO(), io.StringIO()
+    snap = Snapshot(graph=None)
+    ns = fresh_namespace(filename)
+    t0 = time.perf_counter()
+    try:
+        compiled = compile(code, filename, "exec")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout):
+            exec(compiled, ns)
+    except (Exception, KeyboardInterrupt, ScriptTimeout) as exc:
+        snap.error = error_from_exception(exc, filename)
+    t1 = time.perf_counter()
+    if snap.error is None and backward:
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                backward_of(ns, backward)
+        except Exception as exc:
+            snap.error = error_from_exception(exc, filename, phase="backward")
+    snap.stdout = out.getvalue()[-OUTPUT_LIMIT:]
+    snap.stderr = err.getvalue()[-OUTPUT_LIMIT:]
+    snap.timings["exec"] = t1 - t0
+    if snap.error is None:
+        last_namespace = ns
+        snap.graph = trace_graph(ns, grad_limit=grad_limit)
+        t2 = time.perf_counter()
+        snap.timings["trace"] = t2 - t1
+        if summaries:
+            snap.summaries = summarize_named(ns, snap.graph)
+            snap.timings["summaries"] = time.perf_counter() - t2
+    return snap
+
+
+def summarize_named(ns: dict, graph: Graph) -> dict[str, TensorSummary]:
+    named = named_tensors(ns)
+    ids = {n.name: n.id for n in graph.by_kind("tensor") if n.name}
+    sharing = storage_groups(named)
+    out = {}
+    for name, t in named:
+        if name in ids:
+            s = summarize(name, t)
+            s.shares_storage_with = sharing.get(name, [])
+            out[ids[name]] = s
+    return out
+
+
+# --- kernel side -----------------------------------------------------------------
+
+_comm = None
+
+
+def serve() -> None:
+    """Open the Comm the app listens on. Called once after the kernel starts."""
+    global _comm
+    from comm import create_comm  # only inside a kernel
+    from core.protocol import PROTOCOL_VERSION
+
+    _comm = create_comm(target_name="torchscope", data={
+        "type": "hello", "version": PROTOCOL_VERSION, "pid": os.getpid(),
+        "torch": torch.__version__, "python": sys.version.split()[0]})
+
+
+def run_and_send(code: str, run_id: int, filename: str = "<editor>") -> None:
+    from core.protocol import encode_snapshot
+
+    snap = run(code, filename)
+    data, buffers = encode_snapshot(snap, run_id)
+    _comm.send(data, buffers=buffers)

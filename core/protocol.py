@@ -1,0 +1,80 @@
+"""The versioned message schema between kernel and app.
+
+A message is plain JSON plus a list of binary buffers (Jupyter Comm messages
+carry both). Tensors travel as raw numpy buffers referenced from the JSON by
+index; nothing is pickled.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.graph import graph_from_dict, graph_to_dict
+from core.probe import RunError, Snapshot
+from core.tensors import Stats, TensorSummary
+
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(ValueError):
+    pass
+
+
+def _array_ref(arr: np.ndarray | None, buffers: list) -> dict | None:
+    if arr is None:
+        return None
+    arr = np.ascontiguousarray(arr)
+    buffers.append(memoryview(arr).cast("B"))
+    return {"buffer": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+
+
+def _array_from(ref: dict | None, buffers: list) -> np.ndarray | None:
+    if ref is None:
+        return None
+    raw = buffers[ref["buffer"]]
+    return np.frombuffer(bytes(raw), dtype=np.dtype(ref["dtype"])).reshape(ref["shape"])
+
+
+def _summary_to_dict(s: TensorSummary, buffers: list) -> dict:
+    d = dict(s.__dict__)
+    d["stats"] = dict(s.stats.__dict__)
+    d["grad_stats"] = dict(s.grad_stats.__dict__) if s.grad_stats else None
+    d["preview"] = _array_ref(s.preview, buffers)
+    d["grad_preview"] = _array_ref(s.grad_preview, buffers)
+    return d
+
+
+def _summary_from_dict(d: dict, buffers: list) -> TensorSummary:
+    d = dict(d)
+    d["stats"] = Stats(**d["stats"])
+    d["grad_stats"] = Stats(**d["grad_stats"]) if d["grad_stats"] else None
+    d["preview"] = _array_from(d["preview"], buffers)
+    d["grad_preview"] = _array_from(d["grad_preview"], buffers)
+    return TensorSummary(**d)
+
+
+def encode_snapshot(snap: Snapshot, run_id: int) -> tuple[dict, list]:
+    buffers: list = []
+    data = {
+        "type": "snapshot", "version": PROTOCOL_VERSION, "run_id": run_id,
+        "graph": graph_to_dict(snap.graph) if snap.graph is not None else None,
+        "summaries": {k: _summary_to_dict(s, buffers) for k, s in snap.summaries.items()},
+        "stdout": snap.stdout, "stderr": snap.stderr,
+        "error": dict(snap.error.__dict__) if snap.error else None,
+        "timings": snap.timings,
+    }
+    return data, buffers
+
+
+def decode_snapshot(data: dict, buffers: list) -> tuple[int, Snapshot]:
+    if data.get("type") != "snapshot":
+        raise ProtocolError(f"not a snapshot message: {data.get('type')!r}")
+    if data.get("version") != PROTOCOL_VERSION:
+        raise ProtocolError(f"kernel speaks protocol {data.get('version')}, "
+                            f"the app speaks {PROTOCOL_VERSION}")
+    snap = Snapshot(
+        graph=graph_from_dict(data["graph"]) if data["graph"] is not None else None,
+        summaries={k: _summary_from_dict(s, buffers) for k, s in data["summaries"].items()},
+        stdout=data["stdout"], stderr=data["stderr"],
+        error=RunError(**data["error"]) if data["error"] else None,
+        timings=data["timings"])
+    return data["run_id"], snap

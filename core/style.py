@@ -1,0 +1,28 @@
+"""Node colours, shared by the graph panel, the SVG/PNG export and the .dot export,
+so every picture of a graph reads the same way."""
+from __future__ import annotations
+
+# Fill, border for each kind of node: colours that survive a washed-out projector.
+STYLE = {
+    "leaf": ("#c9f2c7", "#2e7d32"),  # leaf tensor that requires grad
+    "leaf_nograd": ("#eeeeee", "#757575"),  # tensor with requires_grad=False
+    "nonleaf": ("#cfe2ff", "#1f5fbf"),  # tensor made by an op
+    "op": ("#fff4d6", "#8a6d1d"),  # autograd node (grad_fn)
+    "accumulate": ("#f1e3ff", "#6a3d9a"),  # AccumulateGrad, where a leaf's grad lands
+    "saved": ("#ffe0c2", "#d35400"),
+    "freed": ("#ffffff", "#9e9e9e"),
+}
+LEGEND = [("leaf", "leaf tensor (requires_grad)"), ("leaf_nograd", "tensor without grad"),
+          ("nonleaf", "non-leaf tensor"), ("op", "grad_fn node"),
+          ("accumulate", "AccumulateGrad"), ("saved", "saved tensor")]
+RETAINS_GRAD_BORDER = "#c79100"
+
+
+def style_of(node) -> str:
+    if node.kind == "op":
+        return "accumulate" if node.name == "AccumulateGrad" else "op"
+    if node.kind == "saved":
+        return "freed" if node.freed else "saved"
+    if not node.requires_grad:
+        return "leaf_nograd"
+    return "leaf" if node.is_leaf else "nonleaf"

@@ -1,0 +1,345 @@
+"""The graph panel: draws a core Graph at the positions core.layout gives.
+
+`GraphScene` is the drawing (also used by the headless SVG/PNG export, so a file
+shows exactly what the window shows); `GraphPanel` is the view with its toolbar:
+zoom, pan, fit, search, saved tensors on/off. It does no tensor math and no
+layout of its own.
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core.graph import Graph
+from core.style import LEGEND, RETAINS_GRAD_BORDER, STYLE, style_of
+from core.layout import CHAR_W, LINE_H, PAD_Y, Layout, layout_graph, node_lines, positions_by_key
+
+EDGE_COLOUR = "#555555"
+SELECT_COLOUR = "#e53935"
+
+
+def tooltip_of(node) -> str:
+    if node.kind == "op":
+        return f"{node.name}\nautograd node (grad_fn)"
+    if node.kind == "saved":
+        state = "freed by backward()" if node.freed else f"shape {tuple(node.shape)}, {node.dtype}"
+        return f"saved tensor '{node.name}'\n{state}"
+    return "\n".join([
+        node.name or "(unnamed leaf)", f"shape {tuple(node.shape)}", f"dtype {node.dtype}",
+        f"device {node.device}", f"requires_grad {node.requires_grad}", f"is_leaf {node.is_leaf}",
+        f"grad_fn {node.grad_fn}", f"retains_grad {node.retains_grad}"])
+
+
+def node_font() -> QtGui.QFont:
+    """A monospace font whose advance fits core.layout's CHAR_W."""
+    font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont)
+    font.setStyleHint(QtGui.QFont.Monospace)
+    size = 14
+    while size > 6:
+        font.setPixelSize(size)
+        if QtGui.QFontMetricsF(font).horizontalAdvance("M") <= CHAR_W:
+            break
+        size -= 1
+    return font
+
+
+class NodeItem(QtWidgets.QGraphicsItem):
+    """One node: a rounded box with its label lines. Painted by hand (cheap for 3,000)."""
+
+    def __init__(self, node, box, font: QtGui.QFont):
+        super().__init__()
+        self.node = node
+        self.lines = node_lines(node)
+        self.rect = QtCore.QRectF(-box.w / 2, -box.h / 2, box.w, box.h)
+        self.font = font
+        fill, border = STYLE[style_of(node)]
+        self.fill = QtGui.QColor(fill)
+        self.border = QtGui.QColor(border)
+        self.setPos(box.x, box.y)
+        self.setFlag(QtWidgets.QGraphicsItem.ItemIsSelectable)
+        self.setToolTip(tooltip_of(node))
+        self.setAcceptHoverEvents(True)
+        self.setZValue(1)
+
+    def boundingRect(self) -> QtCore.QRectF:
+        return self.rect.adjusted(-3, -3, 3, 3)
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        node = self.node
+        pen = QtGui.QPen(self.border, 1.6)
+        if node.kind == "tensor" and node.retains_grad:
+            pen = QtGui.QPen(QtGui.QColor(RETAINS_GRAD_BORDER), 3.2)
+        if node.kind == "saved" and node.freed:
+            pen.setStyle(QtCore.Qt.DashLine)
+        if self.isSelected():
+            pen = QtGui.QPen(QtGui.QColor(SELECT_COLOUR), 3.5)
+        painter.setPen(pen)
+        painter.setBrush(self.fill)
+        radius = 14 if node.kind == "op" else 5
+        painter.drawRoundedRect(self.rect, radius, radius)
+        painter.setFont(self.font)
+        painter.setPen(QtGui.QColor("#111111"))
+        top = self.rect.top() + PAD_Y
+        for i, line in enumerate(self.lines):
+            if i == 0 and node.kind == "tensor":
+                bold = QtGui.QFont(self.font)
+                bold.setBold(True)
+                painter.setFont(bold)
+            elif i == 1:
+                painter.setFont(self.font)
+            r = QtCore.QRectF(self.rect.left(), top + i * LINE_H, self.rect.width(), LINE_H)
+            painter.drawText(r, QtCore.Qt.AlignCenter, line)
+
+
+def edge_path(src, dst) -> QtGui.QPainterPath:
+    """A cubic curve from the bottom of `src` to the top of `dst`, with an arrowhead."""
+    start = QtCore.QPointF(src.x, src.y + src.h / 2)
+    end = QtCore.QPointF(dst.x, dst.y - dst.h / 2)
+    if end.y() <= start.y():  # same row (cannot happen in a DAG layout, kept safe)
+        end = QtCore.QPointF(dst.x, dst.y + dst.h / 2)
+    bend = max(20.0, (end.y() - start.y()) / 2)
+    path = QtGui.QPainterPath(start)
+    path.cubicTo(start + QtCore.QPointF(0, bend), end - QtCore.QPointF(0, bend), end)
+    path.moveTo(end)
+    path.lineTo(end + QtCore.QPointF(-5, -9))
+    path.moveTo(end)
+    path.lineTo(end + QtCore.QPointF(5, -9))
+    return path
+
+
+class GraphScene(QtWidgets.QGraphicsScene):
+    """The drawing of one Graph at one Layout."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.font = node_font()
+        self.items_by_id: dict[str, NodeItem] = {}
+        self.setBackgroundBrush(QtGui.QColor("white"))
+        self.setItemIndexMethod(QtWidgets.QGraphicsScene.NoIndex)
+
+    def draw(self, graph: Graph, layout: Layout) -> None:
+        self.clear()
+        self.items_by_id = {}
+        for node in graph.nodes:
+            item = NodeItem(node, layout.boxes[node.id], self.font)
+            self.addItem(item)
+            self.items_by_id[node.id] = item
+        pen = QtGui.QPen(QtGui.QColor(EDGE_COLOUR), 1.4)
+        for e in graph.edges:
+            if e.src in layout.boxes and e.dst in layout.boxes:
+                self.addPath(edge_path(layout.boxes[e.src], layout.boxes[e.dst]), pen)
+        self.setSceneRect(self.itemsBoundingRect().adjusted(-30, -30, 30, 30))
+
+
+class GraphView(QtWidgets.QGraphicsView):
+    """Wheel zooms about the cursor, drag pans, and a dimmed veil marks a stale graph."""
+
+    def __init__(self, scene: GraphScene):
+        super().__init__(scene)
+        self.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
+        self.setDragMode(QtWidgets.QGraphicsView.ScrollHandDrag)
+        self.setTransformationAnchor(QtWidgets.QGraphicsView.AnchorUnderMouse)
+        self.setViewportUpdateMode(QtWidgets.QGraphicsView.SmartViewportUpdate)
+        self.stale_text = ""
+
+    def wheelEvent(self, event: QtGui.QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120.0
+        self.zoom(1.15 ** steps)
+
+    def zoom(self, factor: float) -> None:
+        current = self.transform().m11()
+        factor = max(0.02 / current, min(8.0 / current, factor))
+        self.scale(factor, factor)
+
+    def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:
+        if not self.stale_text:
+            return
+        painter.save()
+        painter.resetTransform()
+        area = QtCore.QRectF(self.viewport().rect())
+        painter.fillRect(area, QtGui.QColor(255, 255, 255, 150))
+        painter.setPen(QtGui.QColor("#b71c1c"))
+        font = QtGui.QFont(painter.font())
+        font.setPointSize(12)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(area.adjusted(10, 10, -10, -10),
+                         QtCore.Qt.AlignTop | QtCore.Qt.AlignHCenter, self.stale_text)
+        painter.restore()
+
+
+class GraphPanel(QtWidgets.QWidget):
+    """The live autograd graph, with zoom, pan, fit, search and a saved-tensors switch."""
+
+    node_selected = QtCore.Signal(str)  # node id, or "" when nothing is selected
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.graph: Graph | None = None  # the whole graph of the last good run
+        self.shown: Graph | None = None  # what is drawn (without saved tensors, maybe)
+        self.layout_: Layout | None = None
+        self.previous: dict[str, tuple[float, float]] = {}
+        self.show_saved = False
+        self._matches: list[str] = []
+        self._match_index = -1
+
+        self.scene = GraphScene(self)
+        self.view = GraphView(self.scene)
+        self.scene.selectionChanged.connect(self._on_selection)
+
+        self.search = QtWidgets.QLineEdit(placeholderText="Find node (Ctrl+Shift+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.returnPressed.connect(self.find_next)
+        self.search.textChanged.connect(self._on_search_text)
+        self.saved_box = QtWidgets.QCheckBox("Saved tensors")
+        self.saved_box.setToolTip("Show the tensors each grad_fn saved for backward (_saved_*)")
+        self.saved_box.toggled.connect(self.set_show_saved)
+        buttons = QtWidgets.QHBoxLayout()
+        for text, tip, slot in [("−", "Zoom out (-)", lambda: self.view.zoom(1 / 1.25)),
+                                ("+", "Zoom in (+)", lambda: self.view.zoom(1.25)),
+                                ("Fit", "Fit the graph (F)", self.fit)]:
+            b = QtWidgets.QToolButton(text=text, toolTip=tip)
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+        self.info = QtWidgets.QLabel("")
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(self.search, 2)
+        bar.addWidget(self.saved_box)
+        bar.addLayout(buttons)
+        bar.addWidget(self.info, 1, QtCore.Qt.AlignRight)
+        legend = QtWidgets.QLabel(self._legend_html())
+        legend.setTextFormat(QtCore.Qt.RichText)
+        legend.setWordWrap(True)
+        box = QtWidgets.QVBoxLayout(self)
+        box.setContentsMargins(2, 2, 2, 2)
+        box.addLayout(bar)
+        box.addWidget(self.view, 1)
+        box.addWidget(legend)
+        for key, slot in [("F", self.fit), ("+", lambda: self.view.zoom(1.25)),
+                          ("=", lambda: self.view.zoom(1.25)), ("-", lambda: self.view.zoom(1 / 1.25)),
+                          ("Ctrl+Shift+F", self.focus_search)]:
+            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self.view if len(key) == 1 else self)
+            sc.setContext(QtCore.Qt.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+
+    @staticmethod
+    def _legend_html() -> str:
+        cells = "".join(
+            f'<span style="background:{STYLE[k][0]}; border:1px solid {STYLE[k][1]};">'
+            f'&nbsp;&nbsp;&nbsp;</span>&nbsp;{text}&nbsp;&nbsp; ' for k, text in LEGEND)
+        return f"<small>{cells} gold border: retains_grad</small>"
+
+    # --- the model ------------------------------------------------------------
+    def show_graph(self, graph: Graph) -> None:
+        """Draw a new graph; nodes that were drawn before keep their place."""
+        first = self.graph is None
+        self.graph = graph
+        self.set_stale("")
+        self._redraw()
+        if first or (len(self.shown.nodes) < 150 and not self._all_visible()):
+            self.fit()
+
+    def set_stale(self, message: str) -> None:
+        """Dim the drawing (the code has an error; this is the last good graph)."""
+        self.view.stale_text = message
+        self.view.viewport().update()
+
+    def set_show_saved(self, on: bool) -> None:
+        self.show_saved = on
+        if self.saved_box.isChecked() != on:
+            self.saved_box.setChecked(on)
+        if self.graph is not None:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        selected = self.selected_id()
+        self.shown = self.graph if self.show_saved else self.graph.without_saved()
+        self.layout_ = layout_graph(self.shown, self.previous)
+        self.previous.update(positions_by_key(self.shown, self.layout_))
+        self.scene.blockSignals(True)
+        self.scene.draw(self.shown, self.layout_)
+        if selected and selected in self.scene.items_by_id:
+            self.scene.items_by_id[selected].setSelected(True)
+        self.scene.blockSignals(False)
+        counts = {k: len(self.shown.by_kind(k)) for k in ("tensor", "op", "saved")}
+        self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
+                          + (f" · {counts['saved']} saved" if self.show_saved else ""))
+
+    # --- navigation -------------------------------------------------------------
+    def fit(self) -> None:
+        rect = self.scene.sceneRect()
+        if rect.isEmpty():
+            return
+        self.view.fitInView(rect, QtCore.Qt.KeepAspectRatio)
+        if self.view.transform().m11() > 1.5:  # a tiny graph is not blown up to poster size
+            self.view.resetTransform()
+            self.view.scale(1.5, 1.5)
+            self.view.centerOn(rect.center())
+
+    def _all_visible(self) -> bool:
+        visible = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
+        return visible.contains(self.scene.itemsBoundingRect())
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _on_search_text(self, text: str) -> None:
+        self._matches = self.find(text) if text else []
+        self._match_index = -1
+        if self._matches:
+            self.find_next()
+
+    def find(self, text: str) -> list[str]:
+        """Ids of drawn nodes whose label contains `text` (case-insensitive)."""
+        needle = text.lower()
+        return [nid for nid, item in self.scene.items_by_id.items()
+                if any(needle in line.lower() for line in item.lines[:1])]
+
+    def find_next(self) -> None:
+        if not self._matches:
+            self._matches = self.find(self.search.text()) if self.search.text() else []
+        if not self._matches:
+            return
+        self._match_index = (self._match_index + 1) % len(self._matches)
+        self.select(self._matches[self._match_index])
+
+    def select(self, node_id: str) -> None:
+        item = self.scene.items_by_id.get(node_id)
+        if item is None:
+            return
+        self.scene.clearSelection()
+        item.setSelected(True)
+        self.view.centerOn(item)
+
+    def selected_id(self) -> str:
+        items = self.scene.selectedItems()
+        return items[0].node.id if items else ""
+
+    def _on_selection(self) -> None:
+        self.node_selected.emit(self.selected_id())
+
+
+def render_graph(graph: Graph, path: str, scale: float = 2.0) -> None:
+    """Write `graph` as .svg or .png, drawn by the panel's own GraphScene."""
+    from PySide6 import QtSvg
+
+    scene = GraphScene()
+    scene.draw(graph, layout_graph(graph))
+    rect = scene.sceneRect()
+    if path.endswith(".svg"):
+        gen = QtSvg.QSvgGenerator()
+        gen.setFileName(path)
+        gen.setSize(rect.size().toSize())
+        gen.setViewBox(QtCore.QRectF(0, 0, rect.width(), rect.height()))
+        gen.setTitle("Torchscope autograd graph")
+        painter = QtGui.QPainter(gen)
+    else:
+        image = QtGui.QImage((rect.size() * scale).toSize(), QtGui.QImage.Format_ARGB32)
+        image.fill(QtGui.QColor("white"))
+        painter = QtGui.QPainter(image)
+        painter.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
+    scene.render(painter, QtCore.QRectF(), rect)
+    painter.end()
+    if not path.endswith(".svg"):
+        if not image.save(path):
+            raise OSError(f"could not write {path}")

@@ -1,0 +1,135 @@
+"""The inspector: everything about the node selected in the graph.
+
+It draws what the kernel already sent (the node and its TensorSummary); it
+computes nothing of its own.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6 import QtWidgets
+
+from core.graph import Graph
+from core.tensors import Stats, TensorSummary
+
+PLACEHOLDER = "<p style='color:#777'>Click a node in the graph to inspect it.</p>"
+
+
+def _row(key: str, value) -> str:
+    return (f"<tr><td style='color:#555; padding-right:12px'>{html.escape(key)}</td>"
+            f"<td><b>{html.escape(str(value))}</b></td></tr>")
+
+
+def _stats_rows(prefix: str, s: Stats | None) -> str:
+    if s is None:
+        return ""
+    if s.min is None:
+        return _row(prefix + "values", "no finite values" if (s.nan or s.inf) else "n/a")
+    rows = _row(prefix + "min / max", f"{s.min:.6g} / {s.max:.6g}")
+    rows += _row(prefix + "mean / std", f"{s.mean:.6g} / {s.std:.6g}")
+    if s.nan or s.inf:
+        rows += (f"<tr><td style='color:#b71c1c'>{prefix}nan / inf</td>"
+                 f"<td style='color:#b71c1c'><b>{s.nan} / {s.inf}</b></td></tr>")
+    return rows
+
+
+def format_values(values: np.ndarray | None, shape: list[int], numel: int) -> str:
+    """The values as torch would print them, or the first ones of a big tensor."""
+    if values is None:
+        return ""
+    with np.printoptions(precision=4, suppress=True, threshold=200, linewidth=70):
+        if values.size == numel:
+            return np.array2string(values.reshape(shape) if shape else values.reshape(()))
+        return np.array2string(values) + f"\n… first {values.size} of {numel} values"
+
+
+def tensor_html(node, summary: TensorSummary | None) -> str:
+    title = node.name or "(unnamed leaf tensor)"
+    rows = "".join([
+        _row("shape", tuple(node.shape)), _row("dtype", node.dtype), _row("device", node.device),
+        _row("requires_grad", node.requires_grad), _row("is_leaf", node.is_leaf),
+        _row("grad_fn", node.grad_fn), _row("retains_grad", node.retains_grad)])
+    if node.aliases:
+        rows += _row("also named", ", ".join(node.aliases))
+    if summary is not None:
+        rows += _row("elements", summary.numel) + _stats_rows("", summary.stats)
+        if summary.shares_storage_with:
+            rows += _row("shares storage with", ", ".join(summary.shares_storage_with))
+    if not node.is_leaf and not node.retains_grad:
+        grad_note = "not kept (non-leaf; call retain_grad() to keep it)"
+    elif node.has_grad:
+        grad_note = "see below"
+    else:
+        grad_note = "None (no backward yet)"
+    rows += _row("grad", grad_note)
+    out = f"<h3>{html.escape(title)} <small style='color:#777'>tensor</small></h3><table>{rows}</table>"
+    if summary is not None:
+        out += "<p><b>values</b></p><pre>" + html.escape(
+            format_values(summary.preview, summary.shape, summary.numel)) + "</pre>"
+        if summary.grad_preview is not None:
+            out += "<p><b>grad</b></p><table>" + _stats_rows("grad ", summary.grad_stats) + "</table>"
+            out += "<pre>" + html.escape(
+                format_values(summary.grad_preview, summary.shape, summary.numel)) + "</pre>"
+    return out
+
+
+def _label(node) -> str:
+    if node.kind == "tensor":
+        return node.name or "(unnamed leaf)"
+    if node.kind == "saved":
+        return f"saved {node.name}"
+    return node.name
+
+
+def op_html(graph: Graph, node) -> str:
+    by_id = {n.id: n for n in graph.nodes}
+    inputs = [by_id[e.src] for e in graph.edges if e.dst == node.id and by_id[e.src].kind != "saved"]
+    outputs = [by_id[e.dst] for e in graph.edges if e.src == node.id]
+    saved = [n for n in graph.nodes if n.kind == "saved" and n.op == node.id]
+    rows = _row("inputs (next_functions)", ", ".join(_label(n) for n in inputs) or "none")
+    rows += _row("feeds", ", ".join(_label(n) for n in outputs) or "nothing")
+    if saved:
+        rows += _row("saved tensors", ", ".join(
+            f"{s.name} {'(freed)' if s.freed else tuple(s.shape)}" for s in saved))
+    else:
+        rows += _row("saved tensors", "none (or turn on 'Saved tensors')")
+    what = ("receives the gradient of a leaf and adds it into .grad"
+            if node.name == "AccumulateGrad" else "computes the gradient of its inputs in backward()")
+    return (f"<h3>{html.escape(node.name)} <small style='color:#777'>autograd node</small></h3>"
+            f"<p>{what}</p><table>{rows}</table>")
+
+
+def saved_html(graph: Graph, node) -> str:
+    owner = next((n for n in graph.nodes if n.id == node.op), None)
+    rows = _row("saved by", owner.name if owner else node.op)
+    rows += _row("shape", "freed by backward()" if node.freed else tuple(node.shape))
+    if not node.freed:
+        rows += _row("dtype", node.dtype)
+    return (f"<h3>saved {html.escape(node.name)} <small style='color:#777'>saved tensor</small></h3>"
+            f"<p>kept by the forward pass so backward() can use it</p><table>{rows}</table>")
+
+
+class InspectorPanel(QtWidgets.QTextBrowser):
+    """Shows one node: a tensor's properties and values, or an op's inputs and saved tensors."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.clear_node()
+
+    def clear_node(self) -> None:
+        self.setHtml(PLACEHOLDER)
+
+    def show_node(self, graph: Graph, node_id: str, summaries: dict[str, TensorSummary]) -> None:
+        try:
+            node = graph.node(node_id)
+        except KeyError:
+            self.clear_node()
+            return
+        if node.kind == "tensor":
+            self.setHtml(tensor_html(node, summaries.get(node_id)))
+        elif node.kind == "op":
+            self.setHtml(op_html(graph, node))
+        else:
+            self.setHtml(saved_html(graph, node))
