@@ -132,14 +132,18 @@ class Renderer:
         self.image = QtGui.QImage(*VIEWPORT, QtGui.QImage.Format_ARGB32_Premultiplied)
         self.scene = GraphScene()
 
-    def draw(self, graph, layout) -> None:
+    def draw(self, graph, layout) -> float:
+        """Build the scene and paint it; returns the seconds spent building."""
+        t0 = time.perf_counter()
         self.scene.draw(graph, layout)
+        built = time.perf_counter() - t0
         self.image.fill(QtGui.QColor("white"))
         painter = QtGui.QPainter(self.image)
         painter.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
         self.scene.render(painter, QtCore.QRectF(0, 0, *VIEWPORT), self.scene.sceneRect(),
                           QtCore.Qt.KeepAspectRatio)
         painter.end()
+        return built
 
 
 def ours_once(case: Case, renderer: Renderer):
@@ -154,7 +158,7 @@ def ours_once(case: Case, renderer: Renderer):
     graph = got.graph.without_saved()
     layout = layout_graph(graph)
     t3 = time.perf_counter()
-    renderer.draw(graph, layout)
+    built = renderer.draw(graph, layout)
     t4 = time.perf_counter()
     # Not in the figure: the JSON round trip the Comm does with `data`.
     text = json.dumps(data)
@@ -166,6 +170,7 @@ def ours_once(case: Case, renderer: Renderer):
         "trace": tm["trace"], "summ": tm.get("summaries", 0.0),
         "run_other": (t1 - t0) - tm["exec"] - tm["trace"] - tm.get("summaries", 0.0),
         "wire": t2 - t1, "layout": t3 - t2, "draw": t4 - t3,
+        "draw_build": built, "draw_paint": t4 - t3 - built,
         "exec": tm["exec"], "json": t5 - t4,
     }
     return Sample(total=(t4 - t0) - tm["exec"], parts=parts), snap, graph, len(text)
@@ -186,9 +191,16 @@ def torchviz_params(ns: dict) -> dict:
 
 
 def peer_once(root, params) -> tuple[float, float, int, int]:
-    t0 = time.perf_counter()
-    dot = torchviz.make_dot(root, params=params)
-    t1 = time.perf_counter()
+    # make_dot recurses once per op along a path: the 3,000-node chain needs more
+    # than Python's default limit of 1,000 (a torchviz user has to raise it too).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 50_000))
+    try:
+        t0 = time.perf_counter()
+        dot = torchviz.make_dot(root, params=params)
+        t1 = time.perf_counter()
+    finally:
+        sys.setrecursionlimit(limit)
     svg = dot.pipe(format="svg")
     t2 = time.perf_counter()
     nodes = sum(1 for line in dot.body if "->" not in line and "[" in line)
@@ -270,13 +282,15 @@ def main(argv=None) -> int:
     print("details (medians)")
     for r in results:
         p, c = r["parts"], r["counts"]
-        print(f"  {r['case'].name:<12} n={r['n_ours']}/{r['n_peer']}  "
-              f"saved={c['saved']}  scene items={c['items']}  "
-              f"other run overhead={p['run_other'] * 1000:.1f} ms  "
-              f"exec (excluded)={p['exec'] * 1000:.1f} ms  "
-              f"json round trip (not in figure)={p['json'] * 1000:.1f} ms ({r['json_chars'] / 1e6:.2f} MB)  "
-              f"| torchviz nodes={r['peer_nodes']}  make_dot={r['peer_make_dot'] * 1000:.1f} ms  "
-              f"dot={r['peer_dot'] * 1000:.1f} ms")
+        print(f"  {r['case'].name}: n ours={r['n_ours']} peer={r['n_peer']}; "
+              f"{c['saved']} saved tensors (traced, not drawn); {c['items']} scene items\n"
+              f"    draw = build {p['draw_build'] * 1000:.1f} + paint {p['draw_paint'] * 1000:.1f} ms; "
+              f"probe.run overhead outside exec/trace/summ {p['run_other'] * 1000:.1f} ms; "
+              f"exec (excluded) {p['exec'] * 1000:.1f} ms\n"
+              f"    json round trip of the message (not in figure) {p['json'] * 1000:.1f} ms, "
+              f"{r['json_chars'] / 1e6:.2f} MB\n"
+              f"    torchviz: {r['peer_nodes']} nodes, make_dot {r['peer_make_dot'] * 1000:.1f} ms, "
+              f"dot -Tsvg {r['peer_dot'] * 1000:.1f} ms")
 
     print()
     print("targets (on ours p95):")

@@ -120,12 +120,16 @@ def _short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
+_saved_attrs: dict[type, list[str]] = {}  # one dir() per autograd node class
+
+
 def _saved_values(fn) -> list[tuple[str, Any]]:
     """(attribute name, tensor or None when freed) for each saved tensor of `fn`."""
     out: list[tuple[str, Any]] = []
-    for attr in dir(fn):
-        if not attr.startswith(SAVED_PREFIX):
-            continue
+    attrs = _saved_attrs.get(type(fn))
+    if attrs is None:
+        attrs = _saved_attrs[type(fn)] = [a for a in dir(fn) if a.startswith(SAVED_PREFIX)]
+    for attr in attrs:
         try:
             val = getattr(fn, attr)
         except RuntimeError:  # freed by a backward without retain_graph

@@ -91,7 +91,7 @@ def time_limit(seconds: float | None):
         return
 
     def on_alarm(signum, frame):
-        raise ScriptTimeout(f"the script ran longer than {seconds:g} s and was stopped")
+        raise ScriptTimeout(f"the script timed out after {seconds:g} s and was stopped")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)

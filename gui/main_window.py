@@ -165,6 +165,8 @@ class MainWindow(QtWidgets.QMainWindow):
         state = self.settings.value("state")
         if state is not None:
             self.restoreState(state)
+        else:
+            self._default_dock_sizes()
         self.saved_act.setChecked(self.settings.value("show_saved", False, type=bool))
         path = self.settings.value("file", "")
         self.file_path = Path(path) if path else None
@@ -175,6 +177,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.editor.set_text((EXAMPLES_DIR / "01_computation_graph.py").read_text(encoding="utf-8"))
         self._update_recent()
         self._update_title()
+
+    def _default_dock_sizes(self) -> None:
+        """First launch: room for 60 columns of code and for the inspector's values.
+        resizeDocks only takes once the window has been laid out, hence the timer."""
+        def resize():
+            self.resizeDocks([self.editor_dock, self.inspector_dock], [470, 340], QtCore.Qt.Horizontal)
+            self.resizeDocks([self.console_dock], [140], QtCore.Qt.Vertical)
+        QtCore.QTimer.singleShot(100, resize)
 
     def autosave(self) -> None:
         if not self.autosave_dirty:

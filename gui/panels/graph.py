@@ -15,6 +15,7 @@ from core.layout import CHAR_W, LINE_H, PAD_Y, Layout, layout_graph, node_lines,
 
 EDGE_COLOUR = "#555555"
 SELECT_COLOUR = "#e53935"
+MAX_FIT_ZOOM = 1.8
 
 
 def tooltip_of(node) -> str:
@@ -206,9 +207,7 @@ class GraphPanel(QtWidgets.QWidget):
         bar.addWidget(self.saved_box)
         bar.addLayout(buttons)
         bar.addWidget(self.info, 1, QtCore.Qt.AlignRight)
-        legend = QtWidgets.QLabel(self._legend_html())
-        legend.setTextFormat(QtCore.Qt.RichText)
-        legend.setWordWrap(True)
+        legend = self._legend()
         box = QtWidgets.QVBoxLayout(self)
         box.setContentsMargins(2, 2, 2, 2)
         box.addLayout(bar)
@@ -222,11 +221,22 @@ class GraphPanel(QtWidgets.QWidget):
             sc.activated.connect(slot)
 
     @staticmethod
-    def _legend_html() -> str:
-        cells = "".join(
-            f'<span style="background:{STYLE[k][0]}; border:1px solid {STYLE[k][1]};">'
-            f'&nbsp;&nbsp;&nbsp;</span>&nbsp;{text}&nbsp;&nbsp; ' for k, text in LEGEND)
-        return f"<small>{cells} gold border: retains_grad</small>"
+    def _legend() -> QtWidgets.QWidget:
+        """A row of colour swatches, so a student can read the drawing."""
+        row = QtWidgets.QWidget()
+        box = QtWidgets.QGridLayout(row)
+        box.setContentsMargins(4, 0, 4, 0)
+        box.setHorizontalSpacing(6)
+        entries = [(STYLE[k][0], STYLE[k][1], text) for k, text in LEGEND]
+        entries.append(("#ffffff", RETAINS_GRAD_BORDER, "retains_grad (gold border)"))
+        for i, (fill, border, text) in enumerate(entries):
+            swatch = QtWidgets.QLabel()
+            swatch.setFixedSize(22, 14)
+            swatch.setStyleSheet(f"QLabel {{ background-color: {fill}; border: 2px solid {border}; }}")
+            box.addWidget(swatch, i // 4, 2 * (i % 4))
+            box.addWidget(QtWidgets.QLabel(text), i // 4, 2 * (i % 4) + 1)
+        box.setColumnStretch(8, 1)
+        return row
 
     # --- the model ------------------------------------------------------------
     def show_graph(self, graph: Graph) -> None:
@@ -270,9 +280,9 @@ class GraphPanel(QtWidgets.QWidget):
         if rect.isEmpty():
             return
         self.view.fitInView(rect, QtCore.Qt.KeepAspectRatio)
-        if self.view.transform().m11() > 1.5:  # a tiny graph is not blown up to poster size
+        if self.view.transform().m11() > MAX_FIT_ZOOM:  # a tiny graph stays readable, not poster-sized
             self.view.resetTransform()
-            self.view.scale(1.5, 1.5)
+            self.view.scale(MAX_FIT_ZOOM, MAX_FIT_ZOOM)
             self.view.centerOn(rect.center())
 
     def _all_visible(self) -> bool:
