@@ -12,6 +12,7 @@ tensor's ``grad_fn`` to the tensor. Inputs are at the top.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -89,7 +90,7 @@ def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
     bound to one (as ``model.0.weight``), in the order the script bound them."""
     found: list[tuple[str, torch.Tensor]] = []
     for name, value in namespace.items():
-        if name.startswith("_"):
+        if name.startswith("__"):  # __builtins__, __name__, __file__
             continue
         if isinstance(value, torch.Tensor):
             found.append((name, value))
@@ -97,6 +98,14 @@ def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
             for path, p in value.named_parameters(remove_duplicate=False):
                 found.append((f"{name}.{path}", p))
     return found
+
+
+def shape_of(t: torch.Tensor) -> list[int]:
+    """The shape, or [] for tensors that have none (nested tensors)."""
+    try:
+        return list(t.shape)
+    except RuntimeError:
+        return []
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -113,7 +122,20 @@ def tensor_grad_values(t: torch.Tensor, limit: int | None) -> tuple[Any, bool]:
         return None, False
     if limit is not None and g.numel() > limit:
         return None, True
-    return g.detach().cpu().tolist(), True
+    values = g.detach().cpu()
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        return json_safe(values.tolist()), True
+    return values.tolist(), True
+
+
+def json_safe(values):
+    """Nested lists with nan/inf written as the strings "nan", "inf", "-inf":
+    JSON has no such numbers, and Jupyter's packer refuses them."""
+    if isinstance(values, list):
+        return [json_safe(v) for v in values]
+    if isinstance(values, float) and not math.isfinite(values):
+        return "nan" if values != values else ("inf" if values > 0 else "-inf")
+    return values
 
 
 def _short_hash(text: str) -> str:
@@ -158,7 +180,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = Tr
         grad, has_grad = tensor_grad_values(t, grad_limit)
         fn = t.grad_fn
         node = TensorNode(
-            id=f"t{len(tensor_by_obj)}", key=key, name=name, shape=list(t.shape),
+            id=f"t{len(tensor_by_obj)}", key=key, name=name, shape=shape_of(t),
             dtype=dtype_name(t.dtype), device=str(t.device), requires_grad=t.requires_grad,
             is_leaf=t.is_leaf, grad_fn=type(fn).__name__ if fn is not None else None,
             retains_grad=bool(t.retains_grad) if not t.is_leaf else False,

@@ -52,7 +52,7 @@ def _fmt_values(values) -> str:
         flat = [v for row in flat for v in row]
     if not isinstance(flat, list):
         flat = [flat]
-    return "[" + ", ".join(f"{v:.4g}" for v in flat) + "]"
+    return "[" + ", ".join(v if isinstance(v, str) else f"{v:.4g}" for v in flat) + "]"
 
 
 def _numel(shape) -> int:

@@ -78,6 +78,8 @@ def error_from_exception(exc: BaseException, filename: str, phase: str = "run") 
     message = str(exc) or type(exc).__name__
     if isinstance(exc, KeyboardInterrupt):
         message = "interrupted"
+    elif isinstance(exc, SystemExit):
+        message = f"the script called exit({exc.code if exc.code is not None else ''})"
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return RunError(type(exc).__name__, message.strip().splitlines()[0] if message.strip() else "",
                     line, phase, tb)
@@ -128,7 +130,7 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
         compiled = compile(code, filename, "exec")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout):
             exec(compiled, ns)
-    except (Exception, KeyboardInterrupt, ScriptTimeout) as exc:
+    except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
         snap.error = error_from_exception(exc, filename)
     t1 = time.perf_counter()
     if snap.error is None and backward:
@@ -142,12 +144,17 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     snap.timings["exec"] = t1 - t0
     if snap.error is None:
         last_namespace = ns
-        snap.graph = trace_graph(ns, grad_limit=grad_limit)
-        t2 = time.perf_counter()
-        snap.timings["trace"] = t2 - t1
-        if summaries:
-            snap.summaries = summarize_named(ns, snap.graph)
-            snap.timings["summaries"] = time.perf_counter() - t2
+        try:
+            snap.graph = trace_graph(ns, grad_limit=grad_limit)
+            t2 = time.perf_counter()
+            snap.timings["trace"] = t2 - t1
+            if summaries:
+                snap.summaries = summarize_named(ns, snap.graph)
+                snap.timings["summaries"] = time.perf_counter() - t2
+        except Exception as exc:  # a tensor kind the tracer does not know: say so, keep going
+            snap.graph = None
+            snap.error = RunError(type(exc).__name__, f"Torchscope could not trace this script: {exc}",
+                                  None, "trace", traceback.format_exc())
     return snap
 
 
@@ -158,7 +165,10 @@ def summarize_named(ns: dict, graph: Graph) -> dict[str, TensorSummary]:
     out = {}
     for name, t in named:
         if name in ids:
-            s = summarize(name, t)
+            try:
+                s = summarize(name, t)
+            except (RuntimeError, NotImplementedError):  # nested and other exotic tensors
+                continue
             s.shares_storage_with = sharing.get(name, [])
             out[ids[name]] = s
     return out

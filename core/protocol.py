@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.graph import graph_from_dict, graph_to_dict
+from core.graph import graph_from_dict, graph_to_dict, json_safe
 from core.probe import RunError, Snapshot
 from core.tensors import Stats, TensorSummary
 
@@ -34,10 +34,23 @@ def _array_from(ref: dict | None, buffers: list) -> np.ndarray | None:
     return np.frombuffer(bytes(raw), dtype=np.dtype(ref["dtype"])).reshape(ref["shape"])
 
 
+def _stats_to_dict(s: Stats | None) -> dict | None:
+    """Stats as strict JSON: an overflowing std travels as the string "inf"."""
+    if s is None:
+        return None
+    return {k: json_safe(v) for k, v in s.__dict__.items()}
+
+
+def _stats_from_dict(d: dict | None) -> Stats | None:
+    if d is None:
+        return None
+    return Stats(**{k: float(v) if isinstance(v, str) else v for k, v in d.items()})
+
+
 def _summary_to_dict(s: TensorSummary, buffers: list) -> dict:
     d = dict(s.__dict__)
-    d["stats"] = dict(s.stats.__dict__)
-    d["grad_stats"] = dict(s.grad_stats.__dict__) if s.grad_stats else None
+    d["stats"] = _stats_to_dict(s.stats)
+    d["grad_stats"] = _stats_to_dict(s.grad_stats)
     d["preview"] = _array_ref(s.preview, buffers)
     d["grad_preview"] = _array_ref(s.grad_preview, buffers)
     return d
@@ -45,8 +58,8 @@ def _summary_to_dict(s: TensorSummary, buffers: list) -> dict:
 
 def _summary_from_dict(d: dict, buffers: list) -> TensorSummary:
     d = dict(d)
-    d["stats"] = Stats(**d["stats"])
-    d["grad_stats"] = Stats(**d["grad_stats"]) if d["grad_stats"] else None
+    d["stats"] = _stats_from_dict(d["stats"])
+    d["grad_stats"] = _stats_from_dict(d["grad_stats"])
     d["preview"] = _array_from(d["preview"], buffers)
     d["grad_preview"] = _array_from(d["grad_preview"], buffers)
     return TensorSummary(**d)

@@ -41,24 +41,31 @@ class TensorSummary:
 
 
 def tensor_stats(t: torch.Tensor) -> Stats:
-    """min/max/mean/std over finite values, and how many are nan or inf."""
-    if t.numel() == 0 or t.is_complex() or t.dtype == torch.bool:
+    """min/max/mean/std over finite values, and how many are nan or inf.
+    Empty for tensors without plain strided values (meta, sparse, nested, complex)."""
+    try:
+        if (t.numel() == 0 or t.is_complex() or t.dtype == torch.bool or t.is_meta
+                or t.layout != torch.strided or t.is_nested):
+            return Stats()
+    except RuntimeError:
         return Stats()
     x = t.detach()
-    if not x.is_floating_point():
-        x = x.double()
+    x = x.double() if x.dtype == torch.float64 or not x.is_floating_point() else x.float()
     nan = int(torch.isnan(x).sum())
     inf = int(torch.isinf(x).sum())
     finite = x[torch.isfinite(x)] if (nan or inf) else x
     if finite.numel() == 0:
         return Stats(nan=nan, inf=inf)
     lo, hi = torch.aminmax(finite)
-    std = float(finite.float().std()) if finite.numel() > 1 else 0.0
-    return Stats(min=float(lo), max=float(hi), mean=float(finite.float().mean()), std=std,
+    std = float(finite.std()) if finite.numel() > 1 else 0.0
+    return Stats(min=float(lo), max=float(hi), mean=float(finite.mean()), std=std,
                  nan=nan, inf=inf)
 
 
-def preview(t: torch.Tensor, limit: int = PREVIEW_LIMIT) -> np.ndarray:
+
+def preview(t: torch.Tensor, limit: int = PREVIEW_LIMIT) -> np.ndarray | None:
+    if t.is_meta or t.layout != torch.strided or t.is_nested:
+        return None
     flat = t.detach().reshape(-1)[:limit]
     if flat.dtype == torch.bfloat16 or flat.dtype == torch.float16:
         flat = flat.float()

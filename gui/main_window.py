@@ -52,6 +52,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.file_dirty = False
         self.autosave_dirty = False
         self.last_snapshot = None
+        self.first_run_done = False
         self.live = self.settings.value("live", True, type=bool)
 
         self.editor = EditorPanel()
@@ -302,8 +303,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.run(self.editor.text())
 
     def _on_ready(self) -> None:
-        if self.last_snapshot is None and not self.session.is_running():
+        """Run the restored text once, on the first start only: after a crash the
+        same text could crash the new kernel again."""
+        if not self.first_run_done and not self.session.is_running():
             self.run_now()
+        self.first_run_done = True
 
     def show_snapshot(self, snap) -> None:
         err = snap.error

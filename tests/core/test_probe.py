@@ -118,6 +118,17 @@ def test_runtime_error_raised_in_torch_python_code():
     assert snap.error.line == 4
 
 
+def test_error_in_a_script_function_points_at_the_innermost_script_line():
+    code = ("import torch\n"
+            "def grow(t):\n"
+            "    return t @ torch.ones(5, 5)\n"
+            "\n"
+            "y = grow(torch.ones(2, 3))\n")
+    snap = probe.run(code)
+    assert snap.error.type == "RuntimeError"
+    assert snap.error.line == 3  # inside grow, where torch raised; not the call on line 5
+
+
 def test_exception_in_plain_python():
     snap = probe.run("a = 1\nb = 0\nc = a / b\n")
     assert snap.error.type == "ZeroDivisionError" and snap.error.line == 3
@@ -257,8 +268,8 @@ def test_summary_of_a_parameter_with_grad():
     w = probe.last_namespace["w"]
     s = summary_of(snap, "w")
     assert s.requires_grad and s.is_leaf and s.grad_fn is None
-    assert s.stats.mean == pytest.approx(float(w.mean()), abs=1e-6)
-    assert s.stats.std == pytest.approx(float(w.std()), rel=1e-5)
+    assert s.stats.mean == pytest.approx(float(w.detach().mean()), abs=1e-6)
+    assert s.stats.std == pytest.approx(float(w.detach().std()), rel=1e-5)
     assert s.stats.nan == 0 and s.stats.inf == 0
     assert s.grad_stats.min == 2.0 and s.grad_stats.max == 2.0 and s.grad_stats.std == 0.0
     assert np.array_equal(s.grad_preview, np.full(20, 2.0, dtype=np.float32))
@@ -291,3 +302,31 @@ def test_grad_limit_leaves_big_grads_out():
     x, s = named_node(snap, "x"), named_node(snap, "s")
     assert x.grad is None and x.has_grad is True
     assert s.grad == [1.0, 1.0, 1.0] and s.has_grad is True
+
+
+# --- once bugs in core/, now fixed: they must stay fixed -----
+
+@pytest.mark.parametrize("code", ["import sys\nsys.exit(3)\n", "x = 1\nexit()\n"])
+def test_sys_exit_is_reported_not_raised(code):
+    snap = probe.run(code)
+    assert snap.error is not None and snap.error.type == "SystemExit"
+    assert snap.error.line == 2
+
+
+@pytest.mark.parametrize("code", [
+    "import torch\nm = torch.empty(3, device='meta')\n",
+    "import torch\nsp = torch.eye(3).to_sparse()\n",
+    "import torch\nnt = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])\n",
+])
+def test_unusual_tensors_do_not_crash_run(code):
+    snap = probe.run(code)
+    assert snap.graph is not None or snap.error is not None
+
+
+def test_float64_stats_equal_torch():
+    snap = probe.run("import torch\nbig = torch.tensor([1e300, -1e300, 3e300], "
+                     "dtype=torch.float64)\n")
+    big = probe.last_namespace["big"]
+    s = summary_of(snap, "big").stats
+    assert s.mean == pytest.approx(float(big.mean()))
+    assert s.std == pytest.approx(float(big.std()))
