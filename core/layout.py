@@ -124,6 +124,9 @@ def _place_row(row: list[str], wish: dict[str, float], width: dict[str, float],
     Pinned nodes (drawn before) are placed first and stay put unless they collide;
     new nodes then take the free spot nearest to their wish.
     """
+    if len(row) == 1:
+        x[row[0]] = wish[row[0]]
+        return
     old = [n for n in row if n in pinned]
     new = [n for n in row if n not in pinned]
     if not old:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
 import io
 import os
 import random
@@ -122,6 +123,7 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
         summaries: bool = True) -> Snapshot:
     """Execute `code` in a fresh namespace with fixed seeds and trace what it built."""
     global last_namespace
+    last_namespace = {}  # free the previous run's graph before this one builds its own
     out, err = io.StringIO(), io.StringIO()
     snap = Snapshot(graph=None)
     ns = fresh_namespace(filename)
@@ -185,6 +187,7 @@ def serve() -> None:
     from comm import create_comm  # only inside a kernel
     from core.protocol import PROTOCOL_VERSION
 
+    gc.freeze()  # torch's import leaves ~1M objects; keep them out of every collection
     _comm = create_comm(target_name="torchscope", data={
         "type": "hello", "version": PROTOCOL_VERSION, "pid": os.getpid(),
         "torch": torch.__version__, "python": sys.version.split()[0]})
@@ -195,4 +198,15 @@ def run_and_send(code: str, run_id: int, filename: str = "<editor>") -> None:
 
     snap = run(code, filename)
     data, buffers = encode_snapshot(snap, run_id)
+    _comm.send(data, buffers=buffers)
+
+
+def send_summary(node_id: str, name: str, run_id: int) -> None:
+    """Full statistics of one named tensor of the last run (the inspector asked)."""
+    from core.protocol import encode_summary
+
+    tensors = dict(named_tensors(last_namespace))
+    if name not in tensors:
+        return
+    data, buffers = encode_summary(node_id, summarize(name, tensors[name], stats_limit=None), run_id)
     _comm.send(data, buffers=buffers)

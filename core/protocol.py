@@ -91,3 +91,16 @@ def decode_snapshot(data: dict, buffers: list) -> tuple[int, Snapshot]:
         error=RunError(**data["error"]) if data["error"] else None,
         timings=data["timings"])
     return data["run_id"], snap
+
+
+def encode_summary(node_id: str, summary: TensorSummary, run_id: int) -> tuple[dict, list]:
+    """The full summary of one tensor, sent when the inspector asks for it."""
+    buffers: list = []
+    return {"type": "summary", "version": PROTOCOL_VERSION, "run_id": run_id,
+            "node_id": node_id, "summary": _summary_to_dict(summary, buffers)}, buffers
+
+
+def decode_summary(data: dict, buffers: list) -> tuple[int, str, TensorSummary]:
+    if data.get("type") != "summary":
+        raise ProtocolError(f"not a summary message: {data.get('type')!r}")
+    return data["run_id"], data["node_id"], _summary_from_dict(data["summary"], buffers)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 PREVIEW_LIMIT = 256  # elements sent with every run; the full tensor only on request
+STATS_LIMIT = 1 << 16  # bigger tensors get their statistics when the inspector asks
 
 
 @dataclass
@@ -33,7 +34,7 @@ class TensorSummary:
     is_leaf: bool
     grad_fn: str | None
     numel: int
-    stats: Stats
+    stats: Stats | None  # None: not computed yet (a big tensor; see STATS_LIMIT)
     preview: np.ndarray | None = None  # flat, first PREVIEW_LIMIT elements
     grad_stats: Stats | None = None
     grad_preview: np.ndarray | None = None
@@ -72,17 +73,21 @@ def preview(t: torch.Tensor, limit: int = PREVIEW_LIMIT) -> np.ndarray | None:
     return flat.cpu().resolve_conj().numpy().copy()
 
 
-def summarize(name: str | None, t: torch.Tensor, limit: int = PREVIEW_LIMIT) -> TensorSummary:
+def summarize(name: str | None, t: torch.Tensor, limit: int = PREVIEW_LIMIT,
+              stats_limit: int | None = STATS_LIMIT) -> TensorSummary:
+    """`stats_limit`: tensors with more elements leave `stats` None (every run
+    sends summaries; five passes over ResNet-50's 25M weights would cost 150 ms)."""
     try:
         grad = t.grad if (t.is_leaf or t.retains_grad) else None
     except RuntimeError:
         grad = None
+    full = stats_limit is None or t.numel() <= stats_limit
     return TensorSummary(
         name=name, shape=list(t.shape), dtype=str(t.dtype).removeprefix("torch."),
         device=str(t.device), requires_grad=t.requires_grad, is_leaf=t.is_leaf,
         grad_fn=type(t.grad_fn).__name__ if t.grad_fn is not None else None,
-        numel=t.numel(), stats=tensor_stats(t), preview=preview(t, limit),
-        grad_stats=tensor_stats(grad) if grad is not None else None,
+        numel=t.numel(), stats=tensor_stats(t) if full else None, preview=preview(t, limit),
+        grad_stats=tensor_stats(grad) if grad is not None and full else None,
         grad_preview=preview(grad, limit) if grad is not None else None)
 
 

@@ -81,6 +81,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.graph.node_selected.connect(self._on_node_selected)
         self.session.status_changed.connect(self._on_status)
         self.session.snapshot_ready.connect(self.show_snapshot)
+        self.session.summary_ready.connect(self._on_summary)
         self.session.kernel_event.connect(self._on_kernel_event)
         self.session.ready.connect(self._on_ready)
 
@@ -185,7 +186,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def resize():
             self.resizeDocks([self.editor_dock, self.inspector_dock], [470, 340], QtCore.Qt.Horizontal)
             self.resizeDocks([self.console_dock], [140], QtCore.Qt.Vertical)
-        QtCore.QTimer.singleShot(100, resize)
+        QtCore.QTimer.singleShot(100, self, resize)  # with `self` as context: dropped if closed first
 
     def autosave(self) -> None:
         if not self.autosave_dirty:
@@ -335,7 +336,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if not node_id or self.last_snapshot is None:
             self.inspector.clear_node()
             return
+        summary = self.last_snapshot.summaries.get(node_id)
+        if summary is not None and summary.stats is None:
+            self.session.request_summary(node_id, summary.name)
         self.inspector.show_node(self.graph.shown, node_id, self.last_snapshot.summaries)
+
+    def _on_summary(self, node_id: str, summary) -> None:
+        if self.last_snapshot is None:
+            return
+        self.last_snapshot.summaries[node_id] = summary
+        if self.graph.selected_id() == node_id:
+            self._on_node_selected(node_id)
 
     def _on_status(self, text: str) -> None:
         self.status_label.setText(f"Kernel: {text}")

@@ -16,7 +16,7 @@ os.environ.setdefault("QT_API", "pyside6")
 from PySide6 import QtCore  # noqa: E402
 from qtconsole.manager import QtKernelManager  # noqa: E402
 
-from core.protocol import ProtocolError, decode_snapshot  # noqa: E402
+from core.protocol import ProtocolError, decode_snapshot, decode_summary  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = "import core.probe as _ts_probe; _ts_probe.serve()"
@@ -25,6 +25,7 @@ BOOTSTRAP = "import core.probe as _ts_probe; _ts_probe.serve()"
 class Session(QtCore.QObject):
     status_changed = QtCore.Signal(str)  # "starting kernel…", "ready", "running…", …
     snapshot_ready = QtCore.Signal(object)  # core.probe.Snapshot of the latest run
+    summary_ready = QtCore.Signal(str, object)  # node id, full TensorSummary (on request)
     kernel_event = QtCore.Signal(str)  # a sentence for the user: died, restarted, …
     ready = QtCore.Signal()
 
@@ -133,18 +134,31 @@ class Session(QtCore.QObject):
             if self._pending is not None:
                 self._send_pending()
         elif kind == "comm_msg":
-            data = content.get("data", {})
-            try:
-                run_id, snap = decode_snapshot(data, msg.get("buffers") or [])
-            except (ProtocolError, KeyError, TypeError) as exc:
-                self.kernel_event.emit(f"Could not read the kernel's answer: {exc}")
-                return
-            if run_id == self.run_id:
-                self.answered_run = run_id
-                self.snapshot_ready.emit(snap)
+            self._on_comm_msg(content.get("data", {}), msg.get("buffers") or [])
         elif kind == "error" and msg["parent_header"].get("msg_id") == self._bootstrap_id:
             self.kernel_event.emit("The kernel could not load Torchscope's probe: "
                                    + content.get("evalue", ""))
+
+    def _on_comm_msg(self, data: dict, buffers: list) -> None:
+        try:
+            if data.get("type") == "summary":
+                run_id, node_id, summary = decode_summary(data, buffers)
+                if run_id == self.answered_run:
+                    self.summary_ready.emit(node_id, summary)
+                return
+            run_id, snap = decode_snapshot(data, buffers)
+        except (ProtocolError, KeyError, TypeError) as exc:
+            self.kernel_event.emit(f"Could not read the kernel's answer: {exc}")
+            return
+        if run_id == self.run_id:
+            self.answered_run = run_id
+            self.snapshot_ready.emit(snap)
+
+    def request_summary(self, node_id: str, name: str) -> None:
+        """Ask for the full statistics of a big tensor of the last run."""
+        if self.is_ready:
+            self.kc.execute(f"_ts_probe.send_summary({node_id!r}, {name!r}, {self.answered_run})",
+                            silent=True, store_history=False, stop_on_error=False)
 
     def _on_shell(self, msg: dict) -> None:
         if msg["header"]["msg_type"] != "execute_reply":

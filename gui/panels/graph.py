@@ -57,9 +57,13 @@ class NodeItem(QtWidgets.QGraphicsItem):
         self.border = QtGui.QColor(border)
         self.setPos(box.x, box.y)
         self.setFlag(QtWidgets.QGraphicsItem.ItemIsSelectable)
-        self.setToolTip(tooltip_of(node))
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
+
+    def hoverEnterEvent(self, event) -> None:
+        if not self.toolTip():  # built on first hover: 3,000 nodes need not pay for it
+            self.setToolTip(tooltip_of(self.node))
+        super().hoverEnterEvent(event)
 
     def boundingRect(self) -> QtCore.QRectF:
         return self.rect.adjusted(-3, -3, 3, 3)
@@ -75,6 +79,10 @@ class NodeItem(QtWidgets.QGraphicsItem):
             pen = QtGui.QPen(QtGui.QColor(SELECT_COLOUR), 3.5)
         painter.setPen(pen)
         painter.setBrush(self.fill)
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < 0.3:  # zoomed far out: text would be unreadable specks
+            painter.drawRect(self.rect)
+            return
         radius = 14 if node.kind == "op" else 5
         painter.drawRoundedRect(self.rect, radius, radius)
         painter.setFont(self.font)
@@ -91,20 +99,18 @@ class NodeItem(QtWidgets.QGraphicsItem):
             painter.drawText(r, QtCore.Qt.AlignCenter, line)
 
 
-def edge_path(src, dst) -> QtGui.QPainterPath:
-    """A cubic curve from the bottom of `src` to the top of `dst`, with an arrowhead."""
-    start = QtCore.QPointF(src.x, src.y + src.h / 2)
-    end = QtCore.QPointF(dst.x, dst.y - dst.h / 2)
-    if end.y() <= start.y():  # same row (cannot happen in a DAG layout, kept safe)
-        end = QtCore.QPointF(dst.x, dst.y + dst.h / 2)
-    bend = max(20.0, (end.y() - start.y()) / 2)
-    path = QtGui.QPainterPath(start)
-    path.cubicTo(start + QtCore.QPointF(0, bend), end - QtCore.QPointF(0, bend), end)
-    path.moveTo(end)
-    path.lineTo(end + QtCore.QPointF(-5, -9))
-    path.moveTo(end)
-    path.lineTo(end + QtCore.QPointF(5, -9))
-    return path
+def add_edge(path: QtGui.QPainterPath, src, dst) -> None:
+    """Add to `path` a cubic curve from the bottom of `src` to the top of `dst`,
+    with an arrowhead."""
+    x0, y0 = src.x, src.y + src.h / 2
+    x1, y1 = dst.x, dst.y - dst.h / 2
+    bend = max(20.0, (y1 - y0) / 2)
+    path.moveTo(x0, y0)
+    path.cubicTo(x0, y0 + bend, x1, y1 - bend, x1, y1)
+    path.moveTo(x1 - 5, y1 - 9)
+    path.lineTo(x1, y1)
+    path.lineTo(x1 + 5, y1 - 9)
+
 
 
 class GraphScene(QtWidgets.QGraphicsScene):
@@ -124,11 +130,21 @@ class GraphScene(QtWidgets.QGraphicsScene):
             item = NodeItem(node, layout.boxes[node.id], self.font)
             self.addItem(item)
             self.items_by_id[node.id] = item
-        pen = QtGui.QPen(QtGui.QColor(EDGE_COLOUR), 1.4)
+        # All edges in one path item: 4,000 items would cost more to build and clear.
+        edges = QtGui.QPainterPath()
+        boxes = layout.boxes
         for e in graph.edges:
-            if e.src in layout.boxes and e.dst in layout.boxes:
-                self.addPath(edge_path(layout.boxes[e.src], layout.boxes[e.dst]), pen)
-        self.setSceneRect(self.itemsBoundingRect().adjusted(-30, -30, 30, 30))
+            if e.src in boxes and e.dst in boxes:
+                add_edge(edges, boxes[e.src], boxes[e.dst])
+        self.edges_item = self.addPath(edges, QtGui.QPen(QtGui.QColor(EDGE_COLOUR), 1.4))
+        rect = QtCore.QRectF()
+        if boxes:
+            left = min(b.x - b.w / 2 for b in boxes.values())
+            top = min(b.y - b.h / 2 for b in boxes.values())
+            right = max(b.x + b.w / 2 for b in boxes.values())
+            bottom = max(b.y + b.h / 2 for b in boxes.values())
+            rect = QtCore.QRectF(left, top, right - left, bottom - top)
+        self.setSceneRect(rect.adjusted(-30, -30, 30, 30))
 
 
 class GraphView(QtWidgets.QGraphicsView):

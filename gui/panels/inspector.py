@@ -21,9 +21,9 @@ def _row(key: str, value) -> str:
             f"<td><b>{html.escape(str(value))}</b></td></tr>")
 
 
-def _stats_rows(prefix: str, s: Stats | None) -> str:
+def _stats_rows(prefix: str, s: Stats | None, pending: bool = False) -> str:
     if s is None:
-        return ""
+        return _row(prefix + "statistics", "computing…") if pending else ""
     if s.min is None:
         return _row(prefix + "values", "no finite values" if (s.nan or s.inf) else "n/a")
     rows = _row(prefix + "min / max", f"{s.min:.6g} / {s.max:.6g}")
@@ -53,7 +53,7 @@ def tensor_html(node, summary: TensorSummary | None) -> str:
     if node.aliases:
         rows += _row("also named", ", ".join(node.aliases))
     if summary is not None:
-        rows += _row("elements", summary.numel) + _stats_rows("", summary.stats)
+        rows += _row("elements", summary.numel) + _stats_rows("", summary.stats, pending=True)
         if summary.shares_storage_with:
             rows += _row("shares storage with", ", ".join(summary.shares_storage_with))
     if not node.is_leaf and not node.retains_grad:
@@ -68,7 +68,8 @@ def tensor_html(node, summary: TensorSummary | None) -> str:
         out += "<p><b>values</b></p><pre>" + html.escape(
             format_values(summary.preview, summary.shape, summary.numel)) + "</pre>"
         if summary.grad_preview is not None:
-            out += "<p><b>grad</b></p><table>" + _stats_rows("grad ", summary.grad_stats) + "</table>"
+            out += "<p><b>grad</b></p><table>" + _stats_rows(
+                "grad ", summary.grad_stats, pending=summary.stats is None) + "</table>"
             out += "<pre>" + html.escape(
                 format_values(summary.grad_preview, summary.shape, summary.numel)) + "</pre>"
     return out
