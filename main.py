@@ -48,7 +48,7 @@ def export(out: str, script: str, backward: str | None, timeout: float) -> int:
         if out.endswith((".json", ".dot")):
             from core.export import to_dot, to_json
 
-            text = to_json(snap.graph) if out.endswith(".json") else to_dot(snap.graph)
+            text = to_json(snap.graph, snap.backward) if out.endswith(".json") else to_dot(snap.graph)
             Path(out).write_text(text, encoding="utf-8")
         else:
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

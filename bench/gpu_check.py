@@ -3,8 +3,8 @@ tests, and trace cost with a model on the GPU. Needs torch with CUDA; no Qt.
 
     python3 bench/gpu_check.py OUT_DIR
 
-Writes OUT_DIR/gpu_report.txt, OUT_DIR/gpu_graph.json (examples/08_gpu.py with
---backward loss) and OUT_DIR/pytest_cuda.txt.
+Writes OUT_DIR/gpu_report.txt, OUT_DIR/gpu_graph.json (examples/08_gpu.py, which
+calls backward itself) and OUT_DIR/pytest_cuda.txt.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def main(out_dir: Path) -> None:
     lines.append("nvidia-smi: " + smi.stdout.strip())
 
     example = (ROOT / "resources" / "examples" / "08_gpu.py").read_text()
-    snap = probe.run(example, "08_gpu.py", backward="loss", grad_limit=None, summaries=True)
+    snap = probe.run(example, "08_gpu.py", grad_limit=None, summaries=True)
     assert snap.error is None, snap.error
     (out_dir / "gpu_graph.json").write_text(to_json(snap.graph))
     devices = sorted({f"{n.name}:{n.device}" for n in snap.graph.by_kind("tensor")})

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
+from core.backward import BackwardTrace, trace_to_dict
 from core.graph import Graph, graph_to_dict
 from core.layout import node_lines
 from core.style import RETAINS_GRAD_BORDER, STYLE, style_of
 
 
-def to_json(graph: Graph) -> str:
-    return json.dumps(graph_to_dict(graph), indent=1)
+def to_json(graph: Graph, backward: BackwardTrace | None = None) -> str:
+    """With a recorded backward, adds `"backward"`: one entry per executed node."""
+    data = graph_to_dict(graph)
+    if backward is not None:
+        data["backward"] = trace_to_dict(backward)
+    return json.dumps(data, indent=1)
 
 
 def _quote(text: str) -> str:

@@ -97,6 +97,12 @@ def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
         elif isinstance(value, torch.nn.Module):
             for path, p in value.named_parameters(remove_duplicate=False):
                 found.append((f"{name}.{path}", p))
+    # A grad made with create_graph=True has a graph of its own: draw it as `x.grad`.
+    for name, t in list(found):
+        if t.is_leaf or t.retains_grad:
+            g = t.grad
+            if g is not None and g.grad_fn is not None:
+                found.append((f"{name}.grad", g))
     return found
 
 
@@ -166,11 +172,13 @@ def _saved_values(fn) -> list[tuple[str, Any]]:
     return out
 
 
-def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = True) -> Graph:
+def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = True,
+                index: dict[int, str] | None = None) -> Graph:
     """Walk the autograd graph of every named tensor in `namespace`.
 
     `grad_limit` caps how many grad elements are copied into a node (None: all).
-    `saved` adds a node for each saved tensor of each op.
+    `saved` adds a node for each saved tensor of each op. `index`, if given, is
+    filled with id(fn or tensor) -> node id (valid while those objects live).
     """
     graph = Graph()
     tensor_by_obj: dict[int, TensorNode] = {}
@@ -252,6 +260,9 @@ def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = Tr
         if t.grad_fn is not None and node.name == name:
             graph.edges.append(Edge(op_of[id(t.grad_fn)].id, node.id))
 
+    if index is not None:
+        index.update({k: n.id for k, n in tensor_by_obj.items()})
+        index.update({k: n.id for k, n in op_of.items()})
     if saved:
         for fn in op_fns:
             op = op_of[id(fn)]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core.backward import (BackwardTrace, GradInfo, explain_error, grad_info, record_backward,
+                           resolve_ids, zero_grads)
 from core.graph import Graph, named_tensors, trace_graph
 from core.tensors import TensorSummary, storage_groups, summarize
 
@@ -55,10 +57,16 @@ class Snapshot:
     stderr: str = ""
     error: RunError | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, trace
+    backward: BackwardTrace | None = None  # set when this snapshot follows a backward
+    explanation: str = ""  # a backward the engine refused, in plain words
+    grad_history: dict[str, list] = field(default_factory=dict)  # leaf -> [GradInfo | None]
 
 
-# The namespace of the last run stays alive so the app can ask for a full tensor.
+# The namespace of the last run stays alive so the app can ask for a full tensor,
+# and run backward() on it; grad_history is what those backward() calls left in
+# each named leaf's .grad (None: zeroed).
 last_namespace: dict = {}
+grad_history: dict[str, list[GradInfo | None]] = {}
 
 
 def fresh_namespace(filename: str) -> dict:
@@ -105,17 +113,33 @@ def time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
-def backward_of(namespace: dict, name: str) -> None:
-    """`name.backward()`, with ones as the gradient when `name` is not a scalar."""
+def backward_root(namespace: dict, name: str) -> torch.Tensor:
+    """The tensor called `name` (a variable, `model.0.weight`, `x.grad`), checked."""
     if name not in namespace:
-        raise NameError(f"no variable named {name!r} in the script")
-    t = namespace[name]
+        tensors = dict(named_tensors(namespace))
+        if name not in tensors:
+            raise NameError(f"no variable named {name!r} in the script")
+        return _checked_root(name, tensors[name])
+    return _checked_root(name, namespace[name])
+
+
+def _checked_root(name: str, t) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name!r} is a {type(t).__name__}, not a tensor")
     if not t.requires_grad:
         raise RuntimeError(f"{name!r} does not require grad: nothing to backpropagate "
                            "(no leaf it depends on has requires_grad=True)")
-    t.backward(gradient=None if t.numel() == 1 else torch.ones_like(t))
+    return t
+
+
+def backward_of(namespace: dict, name: str, limit: int | None) -> tuple[torch.Tensor, BackwardTrace]:
+    """`name.backward()` under the recorder, with ones as the gradient when `name`
+    is not a scalar."""
+    t = backward_root(namespace, name)
+    trace = record_backward(t, name, None if t.numel() == 1 else torch.ones_like(t), limit=limit)
+    if trace.error:
+        raise RuntimeError(trace.error)
+    return t, trace
 
 
 def run(code: str, filename: str = "<editor>", timeout: float | None = None,
@@ -124,6 +148,7 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     """Execute `code` in a fresh namespace with fixed seeds and trace what it built."""
     global last_namespace
     last_namespace = {}  # free the previous run's graph before this one builds its own
+    grad_history.clear()
     out, err = io.StringIO(), io.StringIO()
     snap = Snapshot(graph=None)
     ns = fresh_namespace(filename)
@@ -135,10 +160,11 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
         snap.error = error_from_exception(exc, filename)
     t1 = time.perf_counter()
+    root = None
     if snap.error is None and backward:
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                backward_of(ns, backward)
+                root, snap.backward = backward_of(ns, backward, grad_limit)
         except Exception as exc:
             snap.error = error_from_exception(exc, filename, phase="backward")
     snap.stdout = out.getvalue()[-OUTPUT_LIMIT:]
@@ -147,7 +173,10 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     if snap.error is None:
         last_namespace = ns
         try:
-            snap.graph = trace_graph(ns, grad_limit=grad_limit)
+            index: dict[int, str] = {}
+            snap.graph = trace_graph(ns, grad_limit=grad_limit, index=index)
+            if snap.backward is not None:
+                resolve_ids(snap.backward, index, root)
             t2 = time.perf_counter()
             snap.timings["trace"] = t2 - t1
             if summaries:
@@ -176,6 +205,53 @@ def summarize_named(ns: dict, graph: Graph) -> dict[str, TensorSummary]:
     return out
 
 
+def backward_in_last(root_name: str, gradient: str = "", retain_graph: bool = False,
+                     create_graph: bool = False, zero_first: bool = False) -> Snapshot:
+    """backward() on a tensor of the last run, recorded, as the app's Backward button
+    does; `gradient` is a Python expression (`root` is the tensor), "" for ones."""
+    ns = last_namespace
+    snap = Snapshot(graph=None)
+    root = None
+    try:
+        root = backward_root(ns, root_name)
+        if zero_first:
+            for name in zero_grads(ns):
+                grad_history.setdefault(name, []).append(None)
+        grad = None
+        if gradient or root.numel() != 1:
+            grad = eval(gradient or "torch.ones_like(root)", {"torch": torch, **ns, "root": root})
+        snap.backward = record_backward(root, root_name, grad, retain_graph, create_graph)
+        if snap.backward.error:
+            snap.explanation = explain_error(snap.backward.error)
+    except Exception as exc:
+        snap.explanation = explain_error(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                         else type(exc).__name__)
+        snap.backward = BackwardTrace("", root_name, error=f"{type(exc).__name__}: {exc}")
+    _record_history(ns)
+    index: dict[int, str] = {}
+    snap.graph = trace_graph(ns, grad_limit=GRAD_LIMIT_LIVE, index=index)
+    if root is not None:
+        resolve_ids(snap.backward, index, root)
+    snap.summaries = summarize_named(ns, snap.graph)
+    snap.grad_history = {k: list(v) for k, v in grad_history.items()}
+    return snap
+
+
+def zero_grads_in_last() -> Snapshot:
+    for name in zero_grads(last_namespace):
+        grad_history.setdefault(name, []).append(None)
+    snap = Snapshot(graph=trace_graph(last_namespace, grad_limit=GRAD_LIMIT_LIVE))
+    snap.summaries = summarize_named(last_namespace, snap.graph)
+    snap.grad_history = {k: list(v) for k, v in grad_history.items()}
+    return snap
+
+
+def _record_history(ns: dict) -> None:
+    for name, t in named_tensors(ns):
+        if t.is_leaf and t.grad is not None:
+            grad_history.setdefault(name, []).append(grad_info(t.grad))
+
+
 # --- kernel side -----------------------------------------------------------------
 
 _comm = None
@@ -198,6 +274,22 @@ def run_and_send(code: str, run_id: int, filename: str = "<editor>") -> None:
 
     snap = run(code, filename)
     data, buffers = encode_snapshot(snap, run_id)
+    _comm.send(data, buffers=buffers)
+
+
+def backward_and_send(run_id: int, root_name: str, gradient: str = "", retain_graph: bool = False,
+                      create_graph: bool = False, zero_first: bool = False) -> None:
+    from core.protocol import encode_snapshot
+
+    snap = backward_in_last(root_name, gradient, retain_graph, create_graph, zero_first)
+    data, buffers = encode_snapshot(snap, run_id)
+    _comm.send(data, buffers=buffers)
+
+
+def zero_grads_and_send(run_id: int) -> None:
+    from core.protocol import encode_snapshot
+
+    data, buffers = encode_snapshot(zero_grads_in_last(), run_id)
     _comm.send(data, buffers=buffers)
 
 

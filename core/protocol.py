@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.backward import BackwardStep, BackwardTrace, GradInfo
 from core.graph import graph_from_dict, graph_to_dict, json_safe
 from core.probe import RunError, Snapshot
 from core.tensors import Stats, TensorSummary
@@ -65,6 +66,37 @@ def _summary_from_dict(d: dict, buffers: list) -> TensorSummary:
     return TensorSummary(**d)
 
 
+def _info_to_dict(g: GradInfo | None) -> dict | None:
+    return None if g is None else {k: json_safe(v) for k, v in g.__dict__.items()}
+
+
+def _info_from_dict(d: dict | None) -> GradInfo | None:
+    if d is None:
+        return None
+    return GradInfo(**{k: float(v) if k in ("norm", "min", "max") and isinstance(v, str) else v
+                       for k, v in d.items()})
+
+
+def trace_to_wire(trace: BackwardTrace | None) -> dict | None:
+    if trace is None:
+        return None
+    d = dict(trace.__dict__)
+    d["steps"] = [{**s.__dict__, "grad_outputs": [_info_to_dict(g) for g in s.grad_outputs],
+                   "grad_inputs": [_info_to_dict(g) for g in s.grad_inputs],
+                   "leaf_grad": _info_to_dict(s.leaf_grad)} for s in trace.steps]
+    return d
+
+
+def trace_from_wire(d: dict | None) -> BackwardTrace | None:
+    if d is None:
+        return None
+    d = dict(d)
+    d["steps"] = [BackwardStep(**{**s, "grad_outputs": [_info_from_dict(g) for g in s["grad_outputs"]],
+                                  "grad_inputs": [_info_from_dict(g) for g in s["grad_inputs"]],
+                                  "leaf_grad": _info_from_dict(s["leaf_grad"])}) for s in d["steps"]]
+    return BackwardTrace(**d)
+
+
 def encode_snapshot(snap: Snapshot, run_id: int) -> tuple[dict, list]:
     buffers: list = []
     data = {
@@ -74,6 +106,9 @@ def encode_snapshot(snap: Snapshot, run_id: int) -> tuple[dict, list]:
         "stdout": snap.stdout, "stderr": snap.stderr,
         "error": dict(snap.error.__dict__) if snap.error else None,
         "timings": snap.timings,
+        "backward": trace_to_wire(snap.backward),
+        "explanation": snap.explanation,
+        "grad_history": {k: [_info_to_dict(g) for g in v] for k, v in snap.grad_history.items()},
     }
     return data, buffers
 
@@ -89,7 +124,11 @@ def decode_snapshot(data: dict, buffers: list) -> tuple[int, Snapshot]:
         summaries={k: _summary_from_dict(s, buffers) for k, s in data["summaries"].items()},
         stdout=data["stdout"], stderr=data["stderr"],
         error=RunError(**data["error"]) if data["error"] else None,
-        timings=data["timings"])
+        timings=data["timings"],
+        backward=trace_from_wire(data.get("backward")),
+        explanation=data.get("explanation", ""),
+        grad_history={k: [_info_from_dict(g) for g in v]
+                      for k, v in data.get("grad_history", {}).items()})
     return data["run_id"], snap
 
 

@@ -1,0 +1,166 @@
+"""Instrumented backward -> BackwardTrace: what the autograd engine really did.
+
+Hooks are put on every node reachable from the root (`Node.register_hook`, called
+by the engine right after the node ran, with the gradients that flowed in and
+out) and taken off again; the backward itself is torch's own
+`torch.autograd.backward`. Nothing is recomputed: the order of the steps is the
+order in which the engine finished the nodes, the values are the tensors it passed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from core.graph import dtype_name, json_safe, named_tensors
+
+VALUE_LIMIT = 64  # elements of a gradient copied into the trace for the app
+
+
+@dataclass
+class GradInfo:
+    """One gradient tensor as the engine passed it."""
+    shape: list[int]
+    dtype: str
+    norm: float
+    min: float
+    max: float
+    values: Any = None  # nested list, or None when bigger than the limit
+
+
+@dataclass
+class BackwardStep:
+    index: int
+    node: str  # id of the op node in the Graph traced before the backward
+    name: str  # its class name
+    grad_outputs: list[GradInfo | None]  # flowed in: gradients w.r.t. the node's outputs
+    grad_inputs: list[GradInfo | None]  # flowed out, one per next_functions entry (None: none)
+    leaf: str | None = None  # AccumulateGrad: the tensor node whose .grad this step set
+    leaf_grad: GradInfo | None = None  # that .grad right after the step
+
+
+@dataclass
+class BackwardTrace:
+    root: str  # tensor node id
+    root_name: str
+    steps: list[BackwardStep] = field(default_factory=list)
+    retain_graph: bool = False
+    create_graph: bool = False
+    error: str | None = None  # the engine's own message when it refused
+
+
+def grad_info(t: torch.Tensor | None, limit: int | None = VALUE_LIMIT) -> GradInfo | None:
+    if t is None:
+        return None
+    g = t.detach()
+    if g.numel() == 0 or not g.is_floating_point():
+        return GradInfo(list(g.shape), dtype_name(g.dtype), 0.0, 0.0, 0.0,
+                        g.cpu().tolist() if g.numel() <= (limit or g.numel()) else None)
+    f = g.float() if g.dtype != torch.float64 else g
+    lo, hi = torch.aminmax(f)
+    values = None
+    if limit is None or g.numel() <= limit:
+        values = json_safe(g.cpu().tolist())
+    return GradInfo(list(g.shape), dtype_name(g.dtype), float(torch.linalg.vector_norm(f)),
+                    float(lo), float(hi), values)
+
+
+def reachable_nodes(root_fn) -> list:
+    seen: dict[int, Any] = {}
+    stack = [root_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen[id(fn)] = fn
+        stack.extend(nf for nf, _ in fn.next_functions)
+    return list(seen.values())
+
+
+def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor | None = None,
+                    retain_graph: bool = False, create_graph: bool = False,
+                    limit: int | None = VALUE_LIMIT) -> BackwardTrace:
+    """Run `root.backward(...)` under hooks. Steps name their node by `id(fn)` (and
+    leaves by `id(tensor)`) until `resolve_ids` maps them onto a traced Graph."""
+    trace = BackwardTrace("", root_name, retain_graph=retain_graph, create_graph=create_graph)
+    if root.grad_fn is None:
+        trace.error = (f"{root_name} has no grad_fn: it is a leaf or was made without grad, "
+                       "so there is no graph to run backward through")
+        return trace
+    handles = []
+
+    def hook_for(fn):
+        def on_done(grad_inputs, grad_outputs):
+            step = BackwardStep(
+                index=len(trace.steps), node=str(id(fn)), name=type(fn).__name__,
+                grad_outputs=[grad_info(g, limit) for g in grad_outputs],
+                grad_inputs=[grad_info(g, limit) for g in grad_inputs])
+            if step.name == "AccumulateGrad":
+                var = fn.variable
+                step.leaf = str(id(var))
+                step.leaf_grad = grad_info(var.grad, limit)
+            trace.steps.append(step)
+        return on_done
+
+    for fn in reachable_nodes(root.grad_fn):
+        handles.append(fn.register_hook(hook_for(fn)))
+    try:
+        torch.autograd.backward(root, grad_tensors=gradient, retain_graph=retain_graph,
+                                create_graph=create_graph)
+    except RuntimeError as exc:
+        trace.error = str(exc).strip().splitlines()[0]
+    finally:
+        for h in handles:
+            h.remove()
+    return trace
+
+
+def resolve_ids(trace: BackwardTrace, index: dict[int, str], root: torch.Tensor) -> None:
+    """Name nodes by their ids in a Graph traced with `trace_graph(..., index=index)`."""
+    trace.root = index.get(id(root), "")
+    for step in trace.steps:
+        step.node = index.get(int(step.node), "")
+        if step.leaf is not None:
+            step.leaf = index.get(int(step.leaf))
+
+
+def zero_grads(namespace: dict) -> list[str]:
+    """Set .grad to None on every named leaf and module parameter (as
+    `optimizer.zero_grad()` does); returns the names that had a grad."""
+    cleared = []
+    for name, t in named_tensors(namespace):
+        if t.is_leaf and t.grad is not None:
+            t.grad = None
+            cleared.append(name)
+    return cleared
+
+
+def explain_error(message: str) -> str:
+    """The engine's message in plain words, with what to do instead."""
+    if "backward through the graph a second time" in message:
+        return ("The graph was already used by a backward() and its saved tensors were freed "
+                "(drawn dashed). Run the script again, or pass retain_graph=True to the first "
+                "backward to keep them.")
+    if "does not require grad and does not have a grad_fn" in message:
+        return ("This tensor is not connected to anything that requires grad, so there is "
+                "nothing to differentiate. Create a leaf with requires_grad=True first.")
+    if "grad can be implicitly created only for scalar outputs" in message:
+        return ("backward() without a gradient only works on a scalar. For a tensor, pass the "
+                "vector v of a vector-Jacobian product: y.backward(v), e.g. torch.ones_like(y).")
+    if "a leaf Variable that requires grad is being used in an in-place operation" in message:
+        return ("A leaf that requires grad cannot be changed in place: autograd needs its "
+                "value. Change it under `with torch.no_grad():`, or use an out-of-place op "
+                "(x = x + 1 instead of x += 1).")
+    if "modified by an inplace operation" in message:
+        return ("A tensor that backward needs was changed in place after it was saved. Use an "
+                "out-of-place op (y = y * 2 instead of y *= 2), or .clone() it before.")
+    return message
+
+
+def trace_to_dict(trace: BackwardTrace) -> list[dict]:
+    """The export's `"backward"` list: one entry per executed node, in engine order."""
+    def values(infos):
+        return [None if g is None else g.values for g in infos]
+    return [{"node": s.node, "name": s.name, "grad_inputs": values(s.grad_inputs),
+             "grad_outputs": values(s.grad_outputs)} for s in trace.steps]
