@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from core.graph import dtype_name, json_safe, named_tensors
+from core.layout import format_values
 
 VALUE_LIMIT = 64  # elements of a gradient copied into the trace for the app
 
@@ -164,3 +165,60 @@ def trace_to_dict(trace: BackwardTrace) -> list[dict]:
         return [None if g is None else g.values for g in infos]
     return [{"node": s.node, "name": s.name, "grad_inputs": values(s.grad_inputs),
              "grad_outputs": values(s.grad_outputs)} for s in trace.steps]
+
+
+@dataclass
+class StepView:
+    """What the graph shows at one step of a recorded backward."""
+    current: str | None = None  # the node the engine ran at this step
+    active_edges: list[tuple[str, str]] = field(default_factory=list)  # gradient leaving it now
+    done_edges: list[tuple[str, str]] = field(default_factory=list)  # gradient that already flowed
+    badges: dict[str, str] = field(default_factory=dict)  # node id -> gradient text
+    pending_leaves: set[str] = field(default_factory=set)  # leaves whose .grad is not reached yet
+
+
+def format_grad(g: GradInfo | None) -> str:
+    """The value itself for a small gradient, a summary for a big one."""
+    if g is None:
+        return "None"
+    if g.values is not None:
+        return format_values(g.values)
+    shape = "(" + ", ".join(str(s) for s in g.shape) + ")"
+    return f"‖g‖={g.norm:.4g} {shape}"
+
+
+def step_view(graph, trace: BackwardTrace, index: int) -> StepView:
+    """The state of the drawing after `index` steps (-1: before the first)."""
+    view = StepView()
+    steps = trace.steps[: index + 1]
+    into: dict[str, list[str]] = {}
+    outputs: dict[str, list[str]] = {}
+    kinds = {n.id: n for n in graph.nodes}
+    for e in graph.edges:
+        if kinds.get(e.src) is not None and kinds[e.src].kind != "saved":
+            into.setdefault(e.dst, []).append(e.src)
+        if kinds.get(e.dst) is not None and kinds[e.dst].kind == "tensor":
+            outputs.setdefault(e.src, []).append(e.dst)
+    for step in trace.steps[index + 1:]:
+        if step.leaf:
+            view.pending_leaves.add(step.leaf)
+    for step in steps:
+        if not step.node:
+            continue
+        edges = [(src, step.node) for src in into.get(step.node, [])]
+        if step is steps[-1] and len(steps) == index + 1:
+            view.current = step.node
+            view.active_edges = edges
+        else:
+            view.done_edges.extend(edges)
+        incoming = step.grad_outputs[0] if step.grad_outputs else None
+        view.badges[step.node] = "∂ " + format_grad(incoming)
+        if step.leaf:
+            view.badges[step.leaf] = "grad " + format_grad(step.leaf_grad)
+        for t in outputs.get(step.node, []):
+            node = kinds[t]
+            if node.is_leaf:
+                continue
+            view.badges[t] = ("grad " + format_grad(incoming) if node.retains_grad
+                              else "grad not kept")
+    return view

@@ -46,7 +46,7 @@ def _fmt_shape(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _fmt_values(values) -> str:
+def format_values(values) -> str:
     flat = values
     while isinstance(flat, list) and flat and isinstance(flat[0], list):
         flat = [v for row in flat for v in row]
@@ -77,7 +77,7 @@ def node_lines(node) -> list[str]:
     elif node.retains_grad:
         lines.append("retains_grad")
     if node.grad is not None and _numel(node.shape) <= SMALL_GRAD:
-        lines.append("grad " + _fmt_values(node.grad))
+        lines.append("grad " + format_values(node.grad))
     return lines
 
 

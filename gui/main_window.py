@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.backward import explain_error, step_view
+from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
 from gui.panels.editor import EditorPanel
 from gui.panels.graph import GraphPanel
@@ -57,9 +59,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.editor = EditorPanel()
         self.graph = GraphPanel()
+        self.backward = BackwardPanel()
         self.inspector = InspectorPanel()
         self.console = ConsolePanel()
-        self.setCentralWidget(self.graph)
+        centre = QtWidgets.QWidget()
+        centre_box = QtWidgets.QVBoxLayout(centre)
+        centre_box.setContentsMargins(0, 0, 0, 0)
+        centre_box.setSpacing(0)
+        centre_box.addWidget(self.backward)
+        centre_box.addWidget(self.graph, 1)
+        self.setCentralWidget(centre)
         self.editor_dock = self._dock("Code", self.editor, QtCore.Qt.LeftDockWidgetArea)
         self.inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.RightDockWidgetArea)
         self.console_dock = self._dock("Output", self.console, QtCore.Qt.BottomDockWidgetArea)
@@ -79,6 +88,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.editor.run_requested.connect(self.run_now)
         self.editor.interrupt_requested.connect(self.session.interrupt)
         self.graph.node_selected.connect(self._on_node_selected)
+        self.backward.backward_requested.connect(self._on_backward_requested)
+        self.backward.zero_requested.connect(self._on_zero_requested)
+        self.backward.step_changed.connect(self._on_step)
+        self.backward.install_shortcuts(self.graph)
+        self.session.backward_ready.connect(self.show_backward)
         self.session.status_changed.connect(self._on_status)
         self.session.snapshot_ready.connect(self.show_snapshot)
         self.session.summary_ready.connect(self._on_summary)
@@ -315,7 +329,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if err is None:
             self.last_snapshot = snap
             self.editor.clear_error()
+            self.backward.clear_trace()
+            self.graph.show_step(None)
             self.graph.show_graph(snap.graph)
+            self.backward.set_roots(snap.graph.by_kind("tensor"))
             self.console.show_run(snap.stdout, snap.stderr)
             self._on_node_selected(self.graph.selected_id())
             t = snap.timings
@@ -325,12 +342,54 @@ class MainWindow(QtWidgets.QMainWindow):
         text = err.one_line("line") if err.line else f"{err.type}: {err.message}"
         if err.type == "KeyboardInterrupt":
             text = "Interrupted" + (f" at line {err.line}" if err.line else "") + "."
+        plain = explain_error(err.message)
+        if plain != err.message:
+            text += "\n" + plain
         if err.line:
-            self.editor.set_error(err.line, f"{err.type}: {err.message}")
+            self.editor.set_error(err.line, f"{err.type}: {err.message}"
+                                  + (f"\n{plain}" if plain != err.message else ""))
         else:
             self.editor.clear_error()
         self.graph.set_stale(f"{text}\n(showing the last good graph)")
         self.console.show_run(snap.stdout, snap.stderr, err.traceback or text)
+
+    # --- backward --------------------------------------------------------------
+    def _on_backward_requested(self, root, gradient, retain, create, zero_first) -> None:
+        if not self.session.backward(root, gradient, retain, create, zero_first):
+            self.backward.show_note("The kernel is busy running your script; try again when "
+                                    "it says ready.", error=True)
+
+    def _on_zero_requested(self) -> None:
+        self.session.zero_grads()
+
+    def show_backward(self, snap) -> None:
+        """After Backward or Zero grads: the graph with its new grads, and the recording."""
+        self.last_snapshot = snap
+        if snap.explanation and "second time" in (snap.backward.error or ""):
+            self.graph.set_show_saved(True)  # so the freed saved tensors can be seen
+        self.graph.show_graph(snap.graph)
+        self.backward.set_roots(snap.graph.by_kind("tensor"))
+        if snap.backward is not None:
+            self.backward.set_trace(snap.backward, snap.explanation)
+            if snap.backward.error:
+                self.console.add_event(f"backward() of {snap.backward.root_name} failed: "
+                                       f"{snap.backward.error}")
+            else:
+                self.console.add_event(f"backward() of {snap.backward.root_name}: "
+                                       f"{len(snap.backward.steps)} steps recorded. "
+                                       "Step with ← → (graph focused) or press ▶.")
+        else:
+            self.backward.set_trace(None)
+            self.console.add_event("Gradients zeroed.")
+        self._on_node_selected(self.graph.selected_id())
+
+    def _on_step(self, index: int) -> None:
+        trace = self.backward.trace
+        if trace is None or self.graph.shown is None:
+            self.graph.show_step(None)
+            return
+        self.graph.show_step(step_view(self.graph.shown, trace, index))
+        self._on_node_selected(self.graph.selected_id())
 
     def _on_node_selected(self, node_id: str) -> None:
         if not node_id or self.last_snapshot is None:
@@ -339,7 +398,15 @@ class MainWindow(QtWidgets.QMainWindow):
         summary = self.last_snapshot.summaries.get(node_id)
         if summary is not None and summary.stats is None:
             self.session.request_summary(node_id, summary.name)
-        self.inspector.show_node(self.graph.shown, node_id, self.last_snapshot.summaries)
+        node = next((n for n in self.graph.shown.nodes if n.id == node_id), None)
+        if node is not None and node.kind == "tensor" and node.name and node.requires_grad:
+            self.backward.choose_root(node.name)
+        trace, index = self.backward.trace, self.backward.index
+        step = None
+        if trace is not None:
+            step = next((s for s in trace.steps[: index + 1] if s.node == node_id), None)
+        self.inspector.show_node(self.graph.shown, node_id, self.last_snapshot.summaries,
+                                 self.last_snapshot.grad_history, step)
 
     def _on_summary(self, node_id: str, summary) -> None:
         if self.last_snapshot is None:

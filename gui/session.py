@@ -26,6 +26,7 @@ class Session(QtCore.QObject):
     status_changed = QtCore.Signal(str)  # "starting kernel…", "ready", "running…", …
     snapshot_ready = QtCore.Signal(object)  # core.probe.Snapshot of the latest run
     summary_ready = QtCore.Signal(str, object)  # node id, full TensorSummary (on request)
+    backward_ready = QtCore.Signal(object)  # Snapshot after a recorded backward or zero grads
     kernel_event = QtCore.Signal(str)  # a sentence for the user: died, restarted, …
     ready = QtCore.Signal()
 
@@ -40,6 +41,7 @@ class Session(QtCore.QObject):
         self.answered_run = 0  # the run whose snapshot was emitted last
         self._inflight: str | None = None  # msg_id of the execute request under way
         self._inflight_run = 0
+        self._inflight_kind = "run"  # "run", or "backward" for backward and zero-grads requests
         self._pending: str | None = None  # code waiting for the kernel
         self._bootstrap_id: str | None = None
         self.kernel_info: dict = {}
@@ -113,10 +115,30 @@ class Session(QtCore.QObject):
         if code is None:
             return
         self._inflight_run = self.run_id
-        call = (f"_ts_probe.run_and_send({code!r}, {self.run_id}, {self.filename!r})")
+        self._execute(f"_ts_probe.run_and_send({code!r}, {self.run_id}, {self.filename!r})", "run")
+
+    def _execute(self, call: str, kind: str) -> None:
+        self._inflight_kind = kind
         self._inflight = self.kc.execute(call, silent=True, store_history=False,
                                          stop_on_error=False)
         self._set_status("running…")
+
+    def backward(self, root: str, gradient: str = "", retain_graph: bool = False,
+                 create_graph: bool = False, zero_first: bool = False) -> bool:
+        """Recorded backward() on a tensor of the last run; False if the kernel is busy."""
+        if not self.is_ready or self._inflight is not None or self.answered_run != self.run_id:
+            return False
+        self._inflight_run = self.run_id
+        self._execute(f"_ts_probe.backward_and_send({self.run_id}, {root!r}, {gradient!r}, "
+                      f"{retain_graph}, {create_graph}, {zero_first})", "backward")
+        return True
+
+    def zero_grads(self) -> bool:
+        if not self.is_ready or self._inflight is not None or self.answered_run != self.run_id:
+            return False
+        self._inflight_run = self.run_id
+        self._execute(f"_ts_probe.zero_grads_and_send({self.run_id})", "backward")
+        return True
 
     # --- kernel messages ------------------------------------------------------
     def _bootstrap(self) -> None:
@@ -150,7 +172,11 @@ class Session(QtCore.QObject):
         except (ProtocolError, KeyError, TypeError) as exc:
             self.kernel_event.emit(f"Could not read the kernel's answer: {exc}")
             return
-        if run_id == self.run_id:
+        if run_id != self.run_id:
+            return
+        if self._inflight_kind == "backward":
+            self.backward_ready.emit(snap)
+        else:
             self.answered_run = run_id
             self.snapshot_ready.emit(snap)
 

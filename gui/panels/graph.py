@@ -59,6 +59,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
         self.setFlag(QtWidgets.QGraphicsItem.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
+        self.hide_grad = False  # stepping a backward: this leaf's .grad is not reached yet
 
     def hoverEnterEvent(self, event) -> None:
         if not self.toolTip():  # built on first hover: 3,000 nodes need not pay for it
@@ -89,6 +90,8 @@ class NodeItem(QtWidgets.QGraphicsItem):
         painter.setPen(QtGui.QColor("#111111"))
         top = self.rect.top() + PAD_Y
         for i, line in enumerate(self.lines):
+            if self.hide_grad and line.startswith("grad "):
+                line = "grad …"
             if i == 0 and node.kind == "tensor":
                 bold = QtGui.QFont(self.font)
                 bold.setBold(True)
@@ -147,6 +150,76 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.setSceneRect(rect.adjusted(-30, -30, 30, 30))
 
 
+class StepOverlay:
+    """The drawing of one backward step on top of a GraphScene: the node being
+    run, the edges its gradient leaves by, and each reached node's gradient."""
+
+    ACTIVE = "#ff6d00"
+    DONE = "#ffb74d"
+
+    def __init__(self, scene: "GraphScene"):
+        self.scene = scene
+        self.items: list[QtWidgets.QGraphicsItem] = []
+        self.font = QtGui.QFont(scene.font)
+        self.font.setBold(True)
+        self.font.setPixelSize(max(9, scene.font.pixelSize() - 1))
+
+    def clear(self) -> None:
+        for item in self.items:
+            if item.scene() is self.scene:
+                self.scene.removeItem(item)
+        self.items = []
+        for item in self.scene.items_by_id.values():
+            if item.hide_grad:
+                item.hide_grad = False
+                item.update()
+
+    def show(self, view, boxes) -> None:
+        self.clear()
+        for node_id in view.pending_leaves:
+            item = self.scene.items_by_id.get(node_id)
+            if item is not None:
+                item.hide_grad = True
+                item.update()
+        for edges, colour, width in ((view.done_edges, self.DONE, 3.0),
+                                     (view.active_edges, self.ACTIVE, 5.0)):
+            path = QtGui.QPainterPath()
+            for src, dst in edges:
+                if src in boxes and dst in boxes:
+                    add_edge(path, boxes[src], boxes[dst])
+            if not path.isEmpty():
+                pen = QtGui.QPen(QtGui.QColor(colour), width)
+                pen.setCapStyle(QtCore.Qt.RoundCap)
+                item = self.scene.addPath(path, pen)
+                item.setZValue(0.5)
+                self.items.append(item)
+        if view.current in boxes:
+            b = boxes[view.current]
+            ring = self.scene.addRect(QtCore.QRectF(b.x - b.w / 2 - 6, b.y - b.h / 2 - 6, b.w + 12, b.h + 12),
+                                      QtGui.QPen(QtGui.QColor(self.ACTIVE), 4),
+                                      QtGui.QBrush(QtGui.QColor(255, 109, 0, 60)))
+            ring.setZValue(0.8)
+            self.items.append(ring)
+        for node_id, text in view.badges.items():
+            if node_id in boxes:
+                self.items.append(self._badge(boxes[node_id], text, node_id == view.current))
+
+    def _badge(self, box, text: str, current: bool) -> QtWidgets.QGraphicsItem:
+        label = QtWidgets.QGraphicsSimpleTextItem(text)
+        label.setFont(self.font)
+        quiet = text.startswith("grad not kept")
+        label.setBrush(QtGui.QColor("#bf360c" if current else "#9e9e9e" if quiet else "#6d4c41"))
+        rect = label.boundingRect().adjusted(-4, -2, 4, 2)
+        back = self.scene.addRect(rect, QtGui.QPen(QtGui.QColor(self.ACTIVE if current else self.DONE), 1.5),
+                                  QtGui.QBrush(QtGui.QColor("#fff8e1")))
+        label.setParentItem(back)
+        # Under the node, in the gap between rows, so it never hides a neighbour.
+        back.setPos(box.x - rect.width() / 2 + 4, box.y + box.h / 2 + 5)
+        back.setZValue(2)
+        back.setToolTip(text)
+        return back
+
+
 class GraphView(QtWidgets.QGraphicsView):
     """Wheel zooms about the cursor, drag pans, and a dimmed veil marks a stale graph."""
 
@@ -201,6 +274,8 @@ class GraphPanel(QtWidgets.QWidget):
 
         self.scene = GraphScene(self)
         self.view = GraphView(self.scene)
+        self.overlay = StepOverlay(self.scene)
+        self.step_view = None  # core.backward.StepView drawn on top, or None
         self.scene.selectionChanged.connect(self._on_selection)
 
         self.search = QtWidgets.QLineEdit(placeholderText="Find node (Ctrl+Shift+F)")
@@ -282,13 +357,26 @@ class GraphPanel(QtWidgets.QWidget):
         self.layout_ = layout_graph(self.shown, self.previous)
         self.previous.update(positions_by_key(self.shown, self.layout_))
         self.scene.blockSignals(True)
+        self.overlay.items = []  # scene.clear() below deletes them
         self.scene.draw(self.shown, self.layout_)
+        if self.step_view is not None:
+            self.overlay.show(self.step_view, self.layout_.boxes)
         if selected and selected in self.scene.items_by_id:
             self.scene.items_by_id[selected].setSelected(True)
         self.scene.blockSignals(False)
         counts = {k: len(self.shown.by_kind(k)) for k in ("tensor", "op", "saved")}
         self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
                           + (f" · {counts['saved']} saved" if self.show_saved else ""))
+
+    def show_step(self, view) -> None:
+        """Draw one step of a recorded backward (None: no stepping)."""
+        self.step_view = view
+        if view is None:
+            self.overlay.clear()
+        elif self.layout_ is not None:
+            self.overlay.show(view, self.layout_.boxes)
+            if view.current in self.scene.items_by_id:
+                self.view.ensureVisible(self.scene.items_by_id[view.current], 80, 80)
 
     # --- navigation -------------------------------------------------------------
     def fit(self) -> None:

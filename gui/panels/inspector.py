@@ -10,6 +10,7 @@ import html
 import numpy as np
 from PySide6 import QtWidgets
 
+from core.backward import format_grad
 from core.graph import Graph
 from core.tensors import Stats, TensorSummary
 
@@ -44,7 +45,15 @@ def format_values(values: np.ndarray | None, shape: list[int], numel: int) -> st
         return np.array2string(values) + f"\n… first {values.size} of {numel} values"
 
 
-def tensor_html(node, summary: TensorSummary | None) -> str:
+def history_html(history: list) -> str:
+    """The grad after each Backward press: the seed's point that grads accumulate."""
+    if not history:
+        return ""
+    items = " → ".join("zeroed" if g is None else html.escape(format_grad(g)) for g in history)
+    return f"<p><b>grad after each backward()</b><br>{items}</p>"
+
+
+def tensor_html(node, summary: TensorSummary | None, history: list | None = None) -> str:
     title = node.name or "(unnamed leaf tensor)"
     rows = "".join([
         _row("shape", tuple(node.shape)), _row("dtype", node.dtype), _row("device", node.device),
@@ -72,7 +81,7 @@ def tensor_html(node, summary: TensorSummary | None) -> str:
                 "grad ", summary.grad_stats, pending=summary.stats is None) + "</table>"
             out += "<pre>" + html.escape(
                 format_values(summary.grad_preview, summary.shape, summary.numel)) + "</pre>"
-    return out
+    return out + history_html(history or [])
 
 
 def _label(node) -> str:
@@ -111,6 +120,18 @@ def saved_html(graph: Graph, node) -> str:
             f"<p>kept by the forward pass so backward() can use it</p><table>{rows}</table>")
 
 
+def step_html(step) -> str:
+    """The gradients the engine passed through a node at its backward step."""
+    def rows(label, infos):
+        return "".join(_row(f"{label}[{i}]", format_grad(g)) for i, g in enumerate(infos))
+    out = (f"<p><b>backward step {step.index + 1}</b>: gradient in (w.r.t. its outputs) "
+           f"and out (to next_functions)</p><table>{rows('in', step.grad_outputs)}"
+           f"{rows('out', step.grad_inputs)}</table>")
+    if step.leaf_grad is not None:
+        out += f"<table>{_row('leaf .grad after', format_grad(step.leaf_grad))}</table>"
+    return out
+
+
 class InspectorPanel(QtWidgets.QTextBrowser):
     """Shows one node: a tensor's properties and values, or an op's inputs and saved tensors."""
 
@@ -122,15 +143,18 @@ class InspectorPanel(QtWidgets.QTextBrowser):
     def clear_node(self) -> None:
         self.setHtml(PLACEHOLDER)
 
-    def show_node(self, graph: Graph, node_id: str, summaries: dict[str, TensorSummary]) -> None:
+    def show_node(self, graph: Graph, node_id: str, summaries: dict[str, TensorSummary],
+                  grad_history: dict[str, list] | None = None, step=None) -> None:
+        """`step`: the BackwardStep at which this node ran, when a recording is shown."""
         try:
             node = graph.node(node_id)
         except KeyError:
             self.clear_node()
             return
         if node.kind == "tensor":
-            self.setHtml(tensor_html(node, summaries.get(node_id)))
+            history = (grad_history or {}).get(node.name, []) if node.name else []
+            self.setHtml(tensor_html(node, summaries.get(node_id), history))
         elif node.kind == "op":
-            self.setHtml(op_html(graph, node))
+            self.setHtml(op_html(graph, node) + (step_html(step) if step is not None else ""))
         else:
             self.setHtml(saved_html(graph, node))
