@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import gc
 import io
+import linecache
 import os
 import random
 import signal
@@ -80,8 +81,9 @@ def error_from_exception(exc: BaseException, filename: str, phase: str = "run") 
     if isinstance(exc, SyntaxError) and exc.filename == filename:
         return RunError("SyntaxError" if type(exc) is SyntaxError else type(exc).__name__,
                         exc.msg, exc.lineno, phase)
+    frames = traceback.extract_tb(exc.__traceback__)
     line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
+    for frame in frames:
         if frame.filename == filename:
             line = frame.lineno
     message = str(exc) or type(exc).__name__
@@ -89,7 +91,10 @@ def error_from_exception(exc: BaseException, filename: str, phase: str = "run") 
         message = "interrupted"
     elif isinstance(exc, SystemExit):
         message = f"the script called exit({exc.code if exc.code is not None else ''})"
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    # The traceback from the script's first frame on: Torchscope's own frames are noise.
+    first = next((i for i, f in enumerate(frames) if f.filename == filename), 0)
+    tb = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames[first:]))
+          + "".join(traceback.format_exception_only(type(exc), exc)))
     return RunError(type(exc).__name__, message.strip().splitlines()[0] if message.strip() else "",
                     line, phase, tb)
 
@@ -153,6 +158,8 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     snap = Snapshot(graph=None)
     ns = fresh_namespace(filename)
     t0 = time.perf_counter()
+    # Tracebacks quote the script's own lines, even for "<editor>".
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
         compiled = compile(code, filename, "exec")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout):

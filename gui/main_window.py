@@ -351,7 +351,10 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.editor.clear_error()
         self.graph.set_stale(f"{text}\n(showing the last good graph)")
-        self.console.show_run(snap.stdout, snap.stderr, err.traceback or text)
+        details = err.traceback or text
+        if plain != err.message:
+            details += "\n" + plain
+        self.console.show_run(snap.stdout, snap.stderr, details)
 
     # --- backward --------------------------------------------------------------
     def _on_backward_requested(self, root, gradient, retain, create, zero_first) -> None:

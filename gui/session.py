@@ -42,6 +42,8 @@ class Session(QtCore.QObject):
         self._inflight: str | None = None  # msg_id of the execute request under way
         self._inflight_run = 0
         self._inflight_kind = "run"  # "run", or "backward" for backward and zero-grads requests
+        self._inflight_answered = False  # its snapshot came: no need to interrupt it
+        self._queued_call: str | None = None  # a backward waiting for the run to finish
         self._pending: str | None = None  # code waiting for the kernel
         self._bootstrap_id: str | None = None
         self.kernel_info: dict = {}
@@ -97,10 +99,10 @@ class Session(QtCore.QObject):
         self._pending = code
         if not self.is_ready:
             return self.run_id
-        if self._inflight is not None:
-            self.interrupt()
-        else:
+        if self._inflight is None:
             self._send_pending()
+        elif not self._inflight_answered:  # still running the old text: stop it
+            self.interrupt()
         return self.run_id
 
     def interrupt(self) -> None:
@@ -115,6 +117,7 @@ class Session(QtCore.QObject):
         if code is None:
             return
         self._inflight_run = self.run_id
+        self._inflight_answered = False
         self._execute(f"_ts_probe.run_and_send({code!r}, {self.run_id}, {self.filename!r})", "run")
 
     def _execute(self, call: str, kind: str) -> None:
@@ -125,19 +128,24 @@ class Session(QtCore.QObject):
 
     def backward(self, root: str, gradient: str = "", retain_graph: bool = False,
                  create_graph: bool = False, zero_first: bool = False) -> bool:
-        """Recorded backward() on a tensor of the last run; False if the kernel is busy."""
-        if not self.is_ready or self._inflight is not None or self.answered_run != self.run_id:
-            return False
-        self._inflight_run = self.run_id
-        self._execute(f"_ts_probe.backward_and_send({self.run_id}, {root!r}, {gradient!r}, "
-                      f"{retain_graph}, {create_graph}, {zero_first})", "backward")
-        return True
+        """Recorded backward() on a tensor of the last run (queued behind a run that
+        has already answered); False while the script is still running."""
+        return self._after_run(f"_ts_probe.backward_and_send({self.run_id}, {root!r}, {gradient!r}, "
+                               f"{retain_graph}, {create_graph}, {zero_first})")
 
     def zero_grads(self) -> bool:
-        if not self.is_ready or self._inflight is not None or self.answered_run != self.run_id:
+        return self._after_run(f"_ts_probe.zero_grads_and_send({self.run_id})")
+
+    def _after_run(self, call: str) -> bool:
+        if not self.is_ready or self._pending is not None or self.answered_run != self.run_id:
             return False
+        if self._inflight is not None:
+            if not self._inflight_answered:
+                return False
+            self._queued_call = call
+            return True
         self._inflight_run = self.run_id
-        self._execute(f"_ts_probe.zero_grads_and_send({self.run_id})", "backward")
+        self._execute(call, "backward")
         return True
 
     # --- kernel messages ------------------------------------------------------
@@ -148,7 +156,12 @@ class Session(QtCore.QObject):
     def _on_iopub(self, msg: dict) -> None:
         kind = msg["header"]["msg_type"]
         content = msg.get("content", {})
-        if kind == "comm_open" and content.get("target_name") == "torchscope":
+        if (kind == "status" and content.get("execution_state") == "idle"
+                and msg["parent_header"].get("msg_id") == self._inflight):
+            # The request is over. (An interrupt that lands just after the user's code
+            # can make the kernel drop its execute_reply, but never this message.)
+            self._finish_inflight(ok=True)
+        elif kind == "comm_open" and content.get("target_name") == "torchscope":
             self.kernel_info = content.get("data", {})
             self.is_ready = True
             self._set_status("ready")
@@ -172,6 +185,8 @@ class Session(QtCore.QObject):
         except (ProtocolError, KeyError, TypeError) as exc:
             self.kernel_event.emit(f"Could not read the kernel's answer: {exc}")
             return
+        if run_id == self._inflight_run:
+            self._inflight_answered = True
         if run_id != self.run_id:
             return
         if self._inflight_kind == "backward":
@@ -191,13 +206,22 @@ class Session(QtCore.QObject):
             return
         if msg["parent_header"].get("msg_id") != self._inflight:
             return
-        status = msg["content"].get("status")
+        self._finish_inflight(ok=msg["content"].get("status") == "ok")
+
+    def _finish_inflight(self, ok: bool) -> None:
+        if self._inflight is None:
+            return
         self._inflight = None
-        if status != "ok" and self._inflight_run == self.run_id and self._pending is None:
+        if not ok and self._inflight_run == self.run_id and self._pending is None:
             # Interrupted outside the user's code (between runs): nothing to show.
             self.kernel_event.emit("Run stopped.")
         if self._pending is not None:
+            self._queued_call = None  # it was for the old text
             self._send_pending()
+        elif self._queued_call is not None:
+            call, self._queued_call = self._queued_call, None
+            self._inflight_run = self.run_id
+            self._execute(call, "backward")
         else:
             self._set_status("ready")
 
@@ -224,6 +248,7 @@ class Session(QtCore.QObject):
     def _reset_runs(self) -> None:
         self._inflight = None
         self._pending = None
+        self._queued_call = None
         self.is_ready = False
 
     def _set_status(self, text: str) -> None:
