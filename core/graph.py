@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -36,6 +37,7 @@ class TensorNode:
     grad: Any = None  # nested list, or None when there is no grad (or it was too big)
     has_grad: bool = False  # a grad exists even if `grad` was left out for size
     aliases: list[str] = field(default_factory=list)  # other names bound to the same tensor
+    cut: str | None = None  # "detach()" or "no_grad": made from a tensor that requires grad, without history
     kind: str = "tensor"
 
 
@@ -83,6 +85,37 @@ class Graph:
         nodes = [n for n in self.nodes if n.kind != "saved"]
         keep = {n.id for n in nodes}
         return Graph(nodes, [e for e in self.edges if e.src in keep and e.dst in keep])
+
+
+class CutTracker(torch.overrides.TorchFunctionMode):
+    """Notes tensors cut off from the graph while a script runs: the results of
+    `detach()`, and of ops run under `torch.no_grad()` on tensors that require grad.
+    Without it they would look like any tensor made from plain data."""
+
+    def __init__(self):
+        super().__init__()
+        self.cut: dict[int, tuple[Any, str]] = {}  # id(tensor) -> (weakref, reason)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        try:
+            reason = None
+            if getattr(func, "__name__", "") in ("detach", "detach_"):
+                reason = "detach()"
+            elif not torch.is_grad_enabled() and isinstance(out, torch.Tensor) and any(
+                    isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                reason = "no_grad"
+            if reason and isinstance(out, torch.Tensor) and not out.requires_grad:
+                self.cut[id(out)] = (weakref.ref(out), reason)
+        except Exception:  # noting is best effort; the user's op already ran
+            pass
+        return out
+
+    def reason(self, t: torch.Tensor) -> str | None:
+        entry = self.cut.get(id(t))
+        if entry is not None and entry[0]() is t and not t.requires_grad:
+            return entry[1]
+        return None
 
 
 def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
@@ -173,7 +206,7 @@ def _saved_values(fn) -> list[tuple[str, Any]]:
 
 
 def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = True,
-                index: dict[int, str] | None = None) -> Graph:
+                index: dict[int, str] | None = None, cuts: CutTracker | None = None) -> Graph:
     """Walk the autograd graph of every named tensor in `namespace`.
 
     `grad_limit` caps how many grad elements are copied into a node (None: all).
@@ -192,7 +225,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = Tr
             dtype=dtype_name(t.dtype), device=str(t.device), requires_grad=t.requires_grad,
             is_leaf=t.is_leaf, grad_fn=type(fn).__name__ if fn is not None else None,
             retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
-            grad=grad, has_grad=has_grad)
+            grad=grad, has_grad=has_grad, cut=cuts.reason(t) if cuts is not None else None)
         tensor_by_obj[id(t)] = node
         keep_alive.append(t)
         graph.nodes.append(node)

@@ -72,7 +72,9 @@ def node_lines(node) -> list[str]:
     lines = [title, f"{_fmt_shape(node.shape)} {node.dtype}"]
     if node.device != "cpu":
         lines[1] += f" {node.device}"
-    if node.is_leaf:
+    if node.cut:
+        lines.append(f"cut off by {node.cut}")
+    elif node.is_leaf:
         lines.append("leaf, requires_grad" if node.requires_grad else "leaf, no grad")
     elif node.retains_grad:
         lines.append("retains_grad")

@@ -25,7 +25,7 @@ import torch
 
 from core.backward import (BackwardTrace, GradInfo, explain_error, grad_info, record_backward,
                            resolve_ids, zero_grads)
-from core.graph import Graph, named_tensors, trace_graph
+from core.graph import CutTracker, Graph, named_tensors, trace_graph
 from core.tensors import TensorSummary, storage_groups, summarize
 
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
@@ -67,6 +67,7 @@ class Snapshot:
 # and run backward() on it; grad_history is what those backward() calls left in
 # each named leaf's .grad (None: zeroed).
 last_namespace: dict = {}
+last_cuts: CutTracker | None = None
 grad_history: dict[str, list[GradInfo | None]] = {}
 
 
@@ -157,12 +158,13 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     out, err = io.StringIO(), io.StringIO()
     snap = Snapshot(graph=None)
     ns = fresh_namespace(filename)
+    cuts = CutTracker()
     t0 = time.perf_counter()
     # Tracebacks quote the script's own lines, even for "<editor>".
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
         compiled = compile(code, filename, "exec")
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout), cuts:
             exec(compiled, ns)
     except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
         snap.error = error_from_exception(exc, filename)
@@ -181,7 +183,9 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
         last_namespace = ns
         try:
             index: dict[int, str] = {}
-            snap.graph = trace_graph(ns, grad_limit=grad_limit, index=index)
+            snap.graph = trace_graph(ns, grad_limit=grad_limit, index=index, cuts=cuts)
+            global last_cuts
+            last_cuts = cuts
             if snap.backward is not None:
                 resolve_ids(snap.backward, index, root)
             t2 = time.perf_counter()
@@ -236,7 +240,7 @@ def backward_in_last(root_name: str, gradient: str = "", retain_graph: bool = Fa
         snap.backward = BackwardTrace("", root_name, error=f"{type(exc).__name__}: {exc}")
     _record_history(ns)
     index: dict[int, str] = {}
-    snap.graph = trace_graph(ns, grad_limit=GRAD_LIMIT_LIVE, index=index)
+    snap.graph = trace_graph(ns, grad_limit=GRAD_LIMIT_LIVE, index=index, cuts=last_cuts)
     if root is not None:
         resolve_ids(snap.backward, index, root)
     snap.summaries = summarize_named(ns, snap.graph)
@@ -247,7 +251,7 @@ def backward_in_last(root_name: str, gradient: str = "", retain_graph: bool = Fa
 def zero_grads_in_last() -> Snapshot:
     for name in zero_grads(last_namespace):
         grad_history.setdefault(name, []).append(None)
-    snap = Snapshot(graph=trace_graph(last_namespace, grad_limit=GRAD_LIMIT_LIVE))
+    snap = Snapshot(graph=trace_graph(last_namespace, grad_limit=GRAD_LIMIT_LIVE, cuts=last_cuts))
     snap.summaries = summarize_named(last_namespace, snap.graph)
     snap.grad_history = {k: list(v) for k, v in grad_history.items()}
     return snap

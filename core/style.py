@@ -11,10 +11,12 @@ STYLE = {
     "accumulate": ("#f1e3ff", "#6a3d9a"),  # AccumulateGrad, where a leaf's grad lands
     "saved": ("#ffe0c2", "#d35400"),
     "freed": ("#ffffff", "#9e9e9e"),
+    "cut": ("#eeeeee", "#c62828"),  # made by detach() or under no_grad: no history
 }
 LEGEND = [("leaf", "leaf tensor (requires_grad)"), ("leaf_nograd", "tensor without grad"),
           ("nonleaf", "non-leaf tensor"), ("op", "grad_fn node"),
-          ("accumulate", "AccumulateGrad"), ("saved", "saved tensor")]
+          ("accumulate", "AccumulateGrad"), ("saved", "saved tensor"),
+          ("cut", "cut off (detach / no_grad)")]
 RETAINS_GRAD_BORDER = "#c79100"
 
 
@@ -23,6 +25,8 @@ def style_of(node) -> str:
         return "accumulate" if node.name == "AccumulateGrad" else "op"
     if node.kind == "saved":
         return "freed" if node.freed else "saved"
+    if getattr(node, "cut", None):
+        return "cut"
     if not node.requires_grad:
         return "leaf_nograd"
     return "leaf" if node.is_leaf else "nonleaf"

@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.backward import explain_error, step_view
+from core.hooks import add_hook
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
 from gui.panels.editor import EditorPanel
@@ -93,6 +94,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.backward.step_changed.connect(self._on_step)
         self.backward.install_shortcuts(self.graph)
         self.session.backward_ready.connect(self.show_backward)
+        self.graph.view.hook_requested.connect(self.add_hook)
         self.session.status_changed.connect(self._on_status)
         self.session.snapshot_ready.connect(self.show_snapshot)
         self.session.summary_ready.connect(self._on_summary)
@@ -385,6 +387,24 @@ class MainWindow(QtWidgets.QMainWindow):
             self.backward.set_trace(None)
             self.console.add_event("Gradients zeroed.")
         self._on_node_selected(self.graph.selected_id())
+
+    def add_hook(self, node_id: str, kind: str) -> None:
+        """Write a gradient hook into the script (so the script stays the truth) and rerun."""
+        node = next((n for n in self.graph.shown.nodes if n.id == node_id), None)
+        if node is None or not node.name:
+            return
+        try:
+            code, line = add_hook(self.editor.text(), node.name, kind)
+        except ValueError as exc:
+            self.statusBar().showMessage(f"Could not add the hook: {exc}", 8000)
+            self.console.add_event(f"Could not add the hook: {exc}")
+            return
+        self.editor.set_text(code)
+        self.editor.goto_line(line)
+        self._on_text_edited()
+        self.console.add_event(f"Added a gradient hook on {node.name} at line {line} "
+                               "(Ctrl+Z undoes it). Press Backward to see its effect.")
+        self.run_now()
 
     def _on_step(self, index: int) -> None:
         trace = self.backward.trace

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.graph import Graph
+from core.hooks import HOOKS
 from core.style import LEGEND, RETAINS_GRAD_BORDER, STYLE, style_of
 from core.layout import CHAR_W, LINE_H, PAD_Y, Layout, layout_graph, node_lines, positions_by_key
 
@@ -27,7 +28,8 @@ def tooltip_of(node) -> str:
     return "\n".join([
         node.name or "(unnamed leaf)", f"shape {tuple(node.shape)}", f"dtype {node.dtype}",
         f"device {node.device}", f"requires_grad {node.requires_grad}", f"is_leaf {node.is_leaf}",
-        f"grad_fn {node.grad_fn}", f"retains_grad {node.retains_grad}"])
+        f"grad_fn {node.grad_fn}", f"retains_grad {node.retains_grad}"]
+        + ([f"cut off from the graph by {node.cut}: no history"] if node.cut else []))
 
 
 def node_font() -> QtGui.QFont:
@@ -74,7 +76,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
         pen = QtGui.QPen(self.border, 1.6)
         if node.kind == "tensor" and node.retains_grad:
             pen = QtGui.QPen(QtGui.QColor(RETAINS_GRAD_BORDER), 3.2)
-        if node.kind == "saved" and node.freed:
+        if (node.kind == "saved" and node.freed) or (node.kind == "tensor" and node.cut):
             pen.setStyle(QtCore.Qt.DashLine)
         if self.isSelected():
             pen = QtGui.QPen(QtGui.QColor(SELECT_COLOUR), 3.5)
@@ -223,6 +225,8 @@ class StepOverlay:
 class GraphView(QtWidgets.QGraphicsView):
     """Wheel zooms about the cursor, drag pans, and a dimmed veil marks a stale graph."""
 
+    hook_requested = QtCore.Signal(str, str)  # node id, hook kind (core.hooks.HOOKS)
+
     def __init__(self, scene: GraphScene):
         super().__init__(scene)
         self.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
@@ -230,6 +234,19 @@ class GraphView(QtWidgets.QGraphicsView):
         self.setTransformationAnchor(QtWidgets.QGraphicsView.AnchorUnderMouse)
         self.setViewportUpdateMode(QtWidgets.QGraphicsView.SmartViewportUpdate)
         self.stale_text = ""
+
+    def contextMenuEvent(self, event: QtGui.QContextMenuEvent) -> None:
+        """Right-click a tensor that requires grad: add a gradient hook (as code)."""
+        item = self.itemAt(event.pos())
+        node = getattr(item, "node", None)
+        if node is None or node.kind != "tensor" or not node.name or not node.requires_grad:
+            return
+        menu = QtWidgets.QMenu(self)
+        menu.addSection(f"Gradient hook on {node.name}")
+        for kind, (text, _) in HOOKS.items():
+            act = menu.addAction(text.capitalize())
+            act.triggered.connect(lambda _=False, k=kind: self.hook_requested.emit(node.id, k))
+        menu.exec(event.globalPos())
 
     def wheelEvent(self, event: QtGui.QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0

@@ -131,3 +131,16 @@ def test_inplace_on_leaf_is_explained_at_its_line(qtbot, window):
     load(qtbot, win, "import torch\nx = torch.ones(2, requires_grad=True)\nx.add_(1)\n")
     assert win.editor.error_line() == 3
     assert "torch.no_grad" in win.console.toPlainText()
+
+
+def test_hook_from_the_graph_is_code_and_changes_the_next_backward(qtbot, window):
+    win = window
+    load(qtbot, win, SEED)
+    w_id = node_named(win, "w").id
+    with qtbot.waitSignal(win.session.snapshot_ready, timeout=30_000):
+        win.graph.view.hook_requested.emit(w_id, "scale")  # what the right-click menu sends
+    assert "w.register_hook(lambda g: g * 0.5)" in win.editor.text()
+    press_backward(qtbot, win)
+    assert node_named(win, "w").grad == [2.5]  # 5 scaled by the hook
+    win.editor.editor.undo()
+    assert "register_hook" not in win.editor.text()

@@ -1,0 +1,55 @@
+"""Hooks from the app are code in the script: inserted where they take effect."""
+import pytest
+import torch
+
+from core import probe
+from core.hooks import add_hook, tensor_expression
+
+SEED = open(__file__.replace("tests/core/test_hooks.py", "resources/examples/01_computation_graph.py")).read()
+
+
+def test_hook_goes_right_after_the_binding_and_before_backward():
+    code, line = add_hook(SEED, "w", "scale")
+    lines = code.splitlines()
+    assert lines[line - 1].startswith("w.register_hook(lambda g: g * 0.5)")
+    assert lines[line - 2].startswith("w = torch.tensor")
+    assert line < next(i for i, l in enumerate(lines, 1) if "y.backward()" in l)
+
+
+@pytest.mark.parametrize("kind,factor", [("scale", 0.5), ("zero", 0.0), ("clip", None)])
+def test_hook_changes_the_grad_as_torch_does(kind, factor):
+    code, _ = add_hook(SEED, "w", kind)
+    snap = probe.run(code, "seed.py")
+    assert snap.error is None, snap.error
+    w = probe.last_namespace["w"]
+    if factor is not None:
+        assert torch.allclose(w.grad, torch.tensor([5.0 * factor]))
+    else:
+        assert torch.allclose(w.grad, torch.tensor([1.0]))  # 5 clipped to 1
+
+
+def test_print_hook_prints_during_backward():
+    code, _ = add_hook(SEED, "x", "print")
+    snap = probe.run(code, "seed.py")
+    assert "grad of x: tensor([2.])" in snap.stdout
+
+
+def test_module_parameter_and_multiline_statement():
+    code = ("import torch\nfrom torch import nn\nmodel = nn.Sequential(\n    nn.Linear(2, 2),\n)\n"
+            "loss = model(torch.ones(1, 2)).sum()\nloss.backward()\n")
+    new, line = add_hook(code, "model.0.weight", "zero")
+    assert new.splitlines()[line - 1].startswith('model.get_parameter("0.weight").register_hook(')
+    assert line == 6  # after the closing parenthesis of the statement
+    snap = probe.run(new, "m.py")
+    assert snap.error is None
+    assert torch.count_nonzero(probe.last_namespace["model"][0].weight.grad) == 0
+    assert tensor_expression("x.grad") == "x.grad"
+
+
+def test_bad_scripts_give_a_clear_reason():
+    with pytest.raises(ValueError, match="syntax error on line 1"):
+        add_hook("x = (", "x", "print")
+    with pytest.raises(ValueError, match="never assigns 'q'"):
+        add_hook(SEED, "q", "print")
+    with pytest.raises(ValueError, match="unknown hook"):
+        add_hook(SEED, "w", "explode")
