@@ -61,10 +61,33 @@ def main(out_dir: Path) -> None:
         devs = {n.device for n in g.by_kind("tensor")}
         lines.append(f"  tensor devices in the graph: {sorted(devs)}")
 
+    from core.backward import record_backward
+    import torchvision
+    model = torchvision.models.resnet18(weights=None).cuda()
+    inp = torch.randn(8, 3, 224, 224, device="cuda")
+    plain, rec = [], []
+    for i in range(6):
+        for recorded in (False, True):
+            out = model(inp).sum()
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            if recorded:
+                record_backward(out, "out")
+            else:
+                out.backward()
+            torch.cuda.synchronize()
+            if i:  # the first pair warms up
+                (rec if recorded else plain).append(time.perf_counter() - t)
+    p, r = statistics.median(plain) * 1000, statistics.median(rec) * 1000
+    lines.append(f"resnet18 backward on cuda (batch 8): plain {p:.1f} ms, recorded {r:.1f} ms, "
+                 f"ratio {r / p:.2f}x (medians of 5)")
+
     t0 = time.perf_counter()
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/core/test_cuda.py", "tests/core/test_graph_vs_torch.py",
-                           "tests/core/test_probe.py", "tests/core/test_protocol.py"],
+                           "tests/core/test_probe.py", "tests/core/test_protocol.py",
+                           "tests/core/test_backward.py", "tests/core/test_hooks.py",
+                           "tests/core/test_cut_off.py"],
                           cwd=ROOT, capture_output=True, text=True)
     (out_dir / "pytest_cuda.txt").write_text(test.stdout + test.stderr)
     lines.append(f"pytest (cuda + core, {time.perf_counter() - t0:.0f} s): "

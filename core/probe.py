@@ -238,7 +238,10 @@ def backward_in_last(root_name: str, gradient: str = "", retain_graph: bool = Fa
         snap.explanation = explain_error(str(exc).strip().splitlines()[0] if str(exc).strip()
                                          else type(exc).__name__)
         snap.backward = BackwardTrace("", root_name, error=f"{type(exc).__name__}: {exc}")
-    _record_history(ns)
+    if snap.backward is not None and not snap.backward.error:
+        _record_history(ns)
+    if root is not None and all(t is not root for _, t in named_tensors(ns)):
+        ns = {**ns, root_name: root}  # e.g. `x.grad` after zeroing: keep its graph in view
     index: dict[int, str] = {}
     snap.graph = trace_graph(ns, grad_limit=GRAD_LIMIT_LIVE, index=index, cuts=last_cuts)
     if root is not None:

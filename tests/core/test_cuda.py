@@ -46,3 +46,28 @@ def test_cuda_summary_stats_match_torch():
     assert s.stats.min == pytest.approx(float(t.min()))
     assert s.stats.std == pytest.approx(float(t.std()), rel=1e-5)
     assert tensor_stats(t).mean == pytest.approx(float(t.mean()), abs=1e-6)
+
+
+def test_recorded_backward_on_cuda_matches_plain_backward():
+    from core.backward import record_backward
+
+    def build():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).cuda()
+        loss = model(torch.randn(5, 3, device="cuda")).pow(2).mean()
+        return model, loss
+
+    model, loss = build()
+    loss.backward()
+    plain = [p.grad.clone() for p in model.parameters()]
+    model, loss = build()
+    trace = record_backward(loss, "loss", limit=None)
+    assert trace.error is None
+    leaf_steps = [s for s in trace.steps if s.name == "AccumulateGrad"]
+    assert len(leaf_steps) == 4
+    for p, g in zip(model.parameters(), plain):
+        assert torch.allclose(p.grad, g)
+    recorded = sorted(tuple(torch.tensor(s.leaf_grad.values).flatten().tolist()) for s in leaf_steps)
+    expected = sorted(tuple(g.cpu().flatten().tolist()) for g in plain)
+    for r, e in zip(recorded, expected):
+        assert torch.allclose(torch.tensor(r), torch.tensor(e))
