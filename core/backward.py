@@ -50,6 +50,9 @@ class BackwardTrace:
     retain_graph: bool = False
     create_graph: bool = False
     error: str | None = None  # the engine's own message when it refused
+    # The autograd nodes, held until resolve_ids: some torch versions hand out a new
+    # Python wrapper (a new id) for a node once nobody holds the old one.
+    keep_alive: list = field(default_factory=list, repr=False, compare=False)
 
 
 def grad_info(t: torch.Tensor | None, limit: int | None = VALUE_LIMIT) -> GradInfo | None:
@@ -116,12 +119,14 @@ def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor |
                 grad_inputs=[grad_info(g, limit) for g in grad_inputs])
             if step.name == "AccumulateGrad":
                 var = fn.variable
+                trace.keep_alive.append(var)
                 step.leaf = str(id(var))
                 step.leaf_grad = grad_info(var.grad, limit)
             trace.steps.append(step)
         return on_done
 
-    for fn in reachable_nodes(root.grad_fn):
+    trace.keep_alive = reachable_nodes(root.grad_fn)
+    for fn in trace.keep_alive:
         handles.append(fn.register_hook(hook_for(fn)))
     try:
         # retain_graph defaults to create_graph, as in torch.autograd.backward.
@@ -144,6 +149,7 @@ def resolve_ids(trace: BackwardTrace, index: dict[int, str], root: torch.Tensor)
         step.node = index.get(int(step.node), "")
         if step.leaf is not None:
             step.leaf = index.get(int(step.leaf))
+    trace.keep_alive = []
 
 
 def zero_grads(namespace: dict) -> list[str]:

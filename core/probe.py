@@ -283,28 +283,24 @@ def serve() -> None:
         "torch": torch.__version__, "python": sys.version.split()[0]})
 
 
-def run_and_send(code: str, run_id: int, filename: str = "<editor>") -> None:
+def _send(snap: Snapshot, run_id: int) -> None:
     from core.protocol import encode_snapshot
 
-    snap = run(code, filename)
     data, buffers = encode_snapshot(snap, run_id)
     _comm.send(data, buffers=buffers)
+
+
+def run_and_send(code: str, run_id: int, filename: str = "<editor>") -> None:
+    _send(run(code, filename), run_id)
 
 
 def backward_and_send(run_id: int, root_name: str, gradient: str = "", retain_graph: bool = False,
                       create_graph: bool = False, zero_first: bool = False) -> None:
-    from core.protocol import encode_snapshot
-
-    snap = backward_in_last(root_name, gradient, retain_graph, create_graph, zero_first)
-    data, buffers = encode_snapshot(snap, run_id)
-    _comm.send(data, buffers=buffers)
+    _send(backward_in_last(root_name, gradient, retain_graph, create_graph, zero_first), run_id)
 
 
 def zero_grads_and_send(run_id: int) -> None:
-    from core.protocol import encode_snapshot
-
-    data, buffers = encode_snapshot(zero_grads_in_last(), run_id)
-    _comm.send(data, buffers=buffers)
+    _send(zero_grads_in_last(), run_id)
 
 
 def send_summary(node_id: str, name: str, run_id: int) -> None:

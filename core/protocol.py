@@ -81,6 +81,7 @@ def trace_to_wire(trace: BackwardTrace | None) -> dict | None:
     if trace is None:
         return None
     d = dict(trace.__dict__)
+    d.pop("keep_alive")
     d["steps"] = [{**s.__dict__, "grad_outputs": [_info_to_dict(g) for g in s.grad_outputs],
                    "grad_inputs": [_info_to_dict(g) for g in s.grad_inputs],
                    "leaf_grad": _info_to_dict(s.leaf_grad)} for s in trace.steps]

@@ -61,6 +61,8 @@ def tensor_html(node, summary: TensorSummary | None, history: list | None = None
         _row("grad_fn", node.grad_fn), _row("retains_grad", node.retains_grad)])
     if node.aliases:
         rows += _row("also named", ", ".join(node.aliases))
+    if node.cut:
+        rows += _row("cut off", f"made by {node.cut} from a tensor that requires grad: no history")
     if summary is not None:
         rows += _row("elements", summary.numel) + _stats_rows("", summary.stats, pending=True)
         if summary.shares_storage_with:
