@@ -14,6 +14,14 @@ HOOKS = {
     "clip": ("clip it to [-1, 1]", "lambda g: g.clamp(-1.0, 1.0)"),
     "zero": ("replace it by zeros", "lambda g: torch.zeros_like(g)"),
 }
+# The same four on an autograd node: its hook sees (grad_inputs, grad_outputs) and may
+# return new grad_inputs, i.e. the gradients it passes on to its inputs.
+NODE_HOOKS = {
+    "print": 'lambda grad_in, grad_out: print("{op} passes on", grad_in)',
+    "scale": "lambda grad_in, grad_out: tuple(None if g is None else g * 0.5 for g in grad_in)",
+    "clip": "lambda grad_in, grad_out: tuple(None if g is None else g.clamp(-1.0, 1.0) for g in grad_in)",
+    "zero": "lambda grad_in, grad_out: tuple(None if g is None else torch.zeros_like(g) for g in grad_in)",
+}
 MARK = "  # added by Torchscope"
 
 
@@ -53,10 +61,10 @@ def _runs_backward(stmt: ast.stmt) -> bool:
     return False
 
 
-def add_hook(code: str, name: str, kind: str) -> tuple[str, int]:
-    """`code` with a `register_hook` line for tensor `name`; returns (new code,
-    1-based line of the hook). Raises ValueError when the script cannot be parsed
-    or never binds `name`."""
+def add_hook(code: str, name: str, kind: str, op: str | None = None) -> tuple[str, int]:
+    """`code` with a `register_hook` line for tensor `name` (or, given `op`, for the
+    autograd node `name.grad_fn` of that class); returns (new code, 1-based line of
+    the hook). Raises ValueError when the script cannot be parsed or never binds `name`."""
     if kind not in HOOKS:
         raise ValueError(f"unknown hook {kind!r}")
     try:
@@ -75,7 +83,11 @@ def add_hook(code: str, name: str, kind: str) -> tuple[str, int]:
     lines = code.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    hook = HOOKS[kind][1].format(name=name)
-    new = f"{tensor_expression(name)}.register_hook({hook}){MARK}\n"
+    if op is None:
+        hook = HOOKS[kind][1].format(name=name)
+        new = f"{tensor_expression(name)}.register_hook({hook}){MARK}\n"
+    else:
+        hook = NODE_HOOKS[kind].format(op=op)
+        new = f"{tensor_expression(name)}.grad_fn.register_hook({hook}){MARK}\n"
     lines.insert(after, new)
     return "".join(lines), after + 1

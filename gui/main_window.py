@@ -390,11 +390,22 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def add_hook(self, node_id: str, kind: str) -> None:
         """Write a gradient hook into the script (so the script stays the truth) and rerun."""
-        node = next((n for n in self.graph.shown.nodes if n.id == node_id), None)
+        graph = self.graph.shown
+        node = next((n for n in graph.nodes if n.id == node_id), None)
+        op = None
+        if node is not None and node.kind == "op":  # hook the node through a tensor it made
+            op = node.name
+            made = [n for e in graph.edges if e.src == node_id
+                    for n in graph.nodes if n.id == e.dst and n.kind == "tensor" and n.name]
+            node = made[0] if made else None
+            if node is None:
+                self.statusBar().showMessage(f"{op} made no named tensor to reach it by: "
+                                             "bind its result to a name first.", 8000)
+                return
         if node is None or not node.name:
             return
         try:
-            code, line = add_hook(self.editor.text(), node.name, kind)
+            code, line = add_hook(self.editor.text(), node.name, kind, op)
         except ValueError as exc:
             self.statusBar().showMessage(f"Could not add the hook: {exc}", 8000)
             self.console.add_event(f"Could not add the hook: {exc}")
@@ -402,7 +413,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.editor.set_text(code)
         self.editor.goto_line(line)
         self._on_text_edited()
-        self.console.add_event(f"Added a gradient hook on {node.name} at line {line} "
+        self.console.add_event(f"Added a gradient hook on {op or node.name} at line {line} "
                                "(Ctrl+Z undoes it). Press Backward to see its effect.")
         self.run_now()
 

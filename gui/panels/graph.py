@@ -236,13 +236,20 @@ class GraphView(QtWidgets.QGraphicsView):
         self.stale_text = ""
 
     def contextMenuEvent(self, event: QtGui.QContextMenuEvent) -> None:
-        """Right-click a tensor that requires grad: add a gradient hook (as code)."""
+        """Right-click a tensor that requires grad, or the grad_fn of a named tensor:
+        add a gradient hook (written into the script as code)."""
         item = self.itemAt(event.pos())
         node = getattr(item, "node", None)
-        if node is None or node.kind != "tensor" or not node.name or not node.requires_grad:
+        if node is None:
+            return
+        if node.kind == "tensor" and node.name and node.requires_grad:
+            title = f"Gradient hook on {node.name}"
+        elif node.kind == "op" and node.name != "AccumulateGrad":
+            title = f"Hook on {node.name}: the gradients it passes on"
+        else:
             return
         menu = QtWidgets.QMenu(self)
-        menu.addSection(f"Gradient hook on {node.name}")
+        menu.addSection(title)
         for kind, (text, _) in HOOKS.items():
             act = menu.addAction(text.capitalize())
             act.triggered.connect(lambda _=False, k=kind: self.hook_requested.emit(node.id, k))

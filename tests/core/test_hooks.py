@@ -53,3 +53,15 @@ def test_bad_scripts_give_a_clear_reason():
         add_hook(SEED, "q", "print")
     with pytest.raises(ValueError, match="unknown hook"):
         add_hook(SEED, "w", "explode")
+
+
+def test_node_hook_scales_what_the_node_passes_on():
+    code = ("import torch\nx = torch.tensor([1., 2.], requires_grad=True)\n"
+            "y = x * 3\nout = y.sum()\nout.backward()\n")
+    new, line = add_hook(code, "y", "scale", op="MulBackward0")
+    assert new.splitlines()[line - 1].startswith("y.grad_fn.register_hook(")
+    snap = probe.run(new, "n.py")
+    assert snap.error is None, snap.error
+    assert probe.last_namespace["x"].grad.tolist() == [1.5, 1.5]  # 3 scaled by 0.5
+    new, _ = add_hook(code, "y", "print", op="MulBackward0")
+    assert "MulBackward0 passes on" in probe.run(new, "n.py").stdout

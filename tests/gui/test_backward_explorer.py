@@ -144,3 +144,14 @@ def test_hook_from_the_graph_is_code_and_changes_the_next_backward(qtbot, window
     assert node_named(win, "w").grad == [2.5]  # 5 scaled by the hook
     win.editor.editor.undo()
     assert "register_hook" not in win.editor.text()
+
+
+def test_hook_on_an_op_node_goes_through_the_tensor_it_made(qtbot, window):
+    win = window
+    load(qtbot, win, SEED)
+    mul = next(n for n in win.graph.shown.nodes if n.kind == "op" and n.name == "MulBackward0")
+    with qtbot.waitSignal(win.session.snapshot_ready, timeout=30_000):
+        win.graph.view.hook_requested.emit(mul.id, "zero")
+    assert "y.grad_fn.register_hook(" in win.editor.text()
+    press_backward(qtbot, win)
+    assert node_named(win, "w").grad == [0.0] and node_named(win, "x").grad == [0.0]
