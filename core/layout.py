@@ -11,6 +11,8 @@ the same numbers the panel and the SVG export draw with.
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -243,3 +245,40 @@ def positions_by_key(graph: Graph, layout: Layout) -> dict[str, tuple[float, flo
     """What the next `layout_graph` call takes as `previous`."""
     return {n.key: (layout.boxes[n.id].x, layout.boxes[n.id].y) for n in graph.nodes
             if n.id in layout.boxes}
+
+
+def dot_available() -> bool:
+    return shutil.which("dot") is not None
+
+
+def layout_with_dot(graph: Graph, timeout: float = 30.0) -> Layout:
+    """Positions from Graphviz `dot` (the optional engine: prettier for some graphs,
+    much slower for big ones, not stable across edits). Raises OSError without `dot`."""
+    if not graph.nodes:
+        return Layout({}, 0.0, 0.0, 0)
+    sizes = {n.id: node_size(n) for n in graph.nodes}
+    lines = ["digraph g {", "  graph [rankdir=TB, nodesep=0.33, ranksep=0.5];",
+             "  node [shape=box, fixedsize=true, label=\"\"];"]
+    for n in graph.nodes:
+        w, h = sizes[n.id]
+        lines.append(f'  "{n.id}" [width={w / 72:.4f}, height={h / 72:.4f}];')
+    lines += [f'  "{e.src}" -> "{e.dst}";' for e in graph.edges]
+    lines.append("}")
+    exe = shutil.which("dot")
+    if exe is None:
+        raise OSError("Graphviz `dot` is not installed")
+    out = subprocess.run([exe, "-Tplain"], input="\n".join(lines), capture_output=True,
+                         text=True, timeout=timeout, check=True).stdout
+    boxes: dict[str, Box] = {}
+    height = 0.0
+    for row in out.splitlines():
+        parts = row.split()
+        if parts[:1] == ["graph"]:
+            height = float(parts[3]) * 72
+        elif parts[:1] == ["node"]:
+            node_id, x, y = parts[1].strip('"'), float(parts[2]) * 72, float(parts[3]) * 72
+            w, h = sizes[node_id]
+            boxes[node_id] = Box(x, height - y, w, h)  # dot's y grows upwards
+    ranks = len({round(b.y) for b in boxes.values()})
+    width = max(b.x + b.w / 2 for b in boxes.values())
+    return Layout(boxes, width, height, ranks)

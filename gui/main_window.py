@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.backward import explain_error, step_view
 from core.hooks import add_hook
+from core.layout import dot_available
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
 from gui.panels.editor import EditorPanel
@@ -154,6 +155,10 @@ class MainWindow(QtWidgets.QMainWindow):
         view_menu = bar.addMenu("&View")
         self.saved_act = self._action(view_menu, "&Saved tensors", self.graph.set_show_saved,
                                       checkable=True)
+        self.dot_act = self._action(view_menu, "Lay out with Graphviz &dot", self.graph.set_use_dot,
+                                    checkable=True,
+                                    tip="Graphviz's layout instead of the built-in one (not stable across edits)")
+        self.dot_act.setEnabled(dot_available())
         self._action(view_menu, "&Fit graph", self.graph.fit)
         self._action(view_menu, "Find &node…", self.graph.focus_search)
         view_menu.addSeparator()
@@ -186,6 +191,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._default_dock_sizes()
         self.saved_act.setChecked(self.settings.value("show_saved", False, type=bool))
+        self.dot_act.setChecked(self.settings.value("use_dot", False, type=bool) and dot_available())
         path = self.settings.value("file", "")
         self.file_path = Path(path) if path else None
         if self.autosave_path.exists():
@@ -220,6 +226,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("state", self.saveState())
         self.settings.setValue("live", self.live)
         self.settings.setValue("show_saved", self.saved_act.isChecked())
+        self.settings.setValue("use_dot", self.dot_act.isChecked())
         self.settings.setValue("file", str(self.file_path) if self.file_path else "")
         self.settings.sync()
         self.autosave_timer.stop()

@@ -7,15 +7,19 @@ layout of its own.
 """
 from __future__ import annotations
 
+import subprocess
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.graph import Graph
 from core.hooks import HOOKS
 from core.style import LEGEND, RETAINS_GRAD_BORDER, STYLE, style_of
-from core.layout import CHAR_W, LINE_H, PAD_Y, Layout, layout_graph, node_lines, positions_by_key
+from core.layout import (CHAR_W, LINE_H, PAD_Y, Layout, dot_available, layout_graph, layout_with_dot,
+                         node_lines, positions_by_key)
 
 EDGE_COLOUR = "#555555"
 SELECT_COLOUR = "#e53935"
+DOT_NODE_LIMIT = 1500  # past this, dot takes seconds: the built-in layout is used instead
 MAX_FIT_ZOOM = 1.8
 
 
@@ -293,6 +297,7 @@ class GraphPanel(QtWidgets.QWidget):
         self.layout_: Layout | None = None
         self.previous: dict[str, tuple[float, float]] = {}
         self.show_saved = False
+        self.use_dot = False  # lay out with Graphviz dot instead of core.layout
         self._matches: list[str] = []
         self._match_index = -1
 
@@ -368,6 +373,12 @@ class GraphPanel(QtWidgets.QWidget):
         self.view.stale_text = message
         self.view.viewport().update()
 
+    def set_use_dot(self, on: bool) -> None:
+        self.use_dot = on and dot_available()
+        if self.graph is not None:
+            self._redraw()
+            self.fit()
+
     def set_show_saved(self, on: bool) -> None:
         self.show_saved = on
         if self.saved_box.isChecked() != on:
@@ -378,8 +389,16 @@ class GraphPanel(QtWidgets.QWidget):
     def _redraw(self) -> None:
         selected = self.selected_id()
         self.shown = self.graph if self.show_saved else self.graph.without_saved()
-        self.layout_ = layout_graph(self.shown, self.previous)
-        self.previous.update(positions_by_key(self.shown, self.layout_))
+        self.layout_ = None
+        if self.use_dot and len(self.shown.nodes) <= DOT_NODE_LIMIT:
+            try:
+                self.layout_ = layout_with_dot(self.shown)
+                self.info.setToolTip("laid out by Graphviz dot")
+            except (OSError, subprocess.SubprocessError) as exc:
+                self.info.setToolTip(f"Graphviz dot failed ({exc}); built-in layout used")
+        if self.layout_ is None:
+            self.layout_ = layout_graph(self.shown, self.previous)
+            self.previous.update(positions_by_key(self.shown, self.layout_))
         self.scene.blockSignals(True)
         self.overlay.items = []  # scene.clear() below deletes them
         self.scene.draw(self.shown, self.layout_)

@@ -107,3 +107,4 @@ def test_svg_and_png_draw_the_graph(tmp_path):
     proc, png = export(tmp_path, "g.png", script=SEED)
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+

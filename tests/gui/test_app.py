@@ -202,3 +202,18 @@ def test_saved_tensors_toggle(qtbot, window):
     assert not any(l.startswith("saved") for l in labels(win))
     win.graph.saved_box.setChecked(True)
     assert any(l.startswith("saved") for l in labels(win))
+
+
+def test_graphviz_layout_can_be_chosen_and_is_remembered(qtbot, window):
+    import shutil
+
+    win = window
+    wait_for_graph_with(qtbot, win, "MulBackward0")
+    if shutil.which("dot") is None:
+        assert not win.dot_act.isEnabled()
+        return
+    win.dot_act.setChecked(True)
+    assert win.graph.use_dot and "dot" in win.graph.info.toolTip()
+    assert "MulBackward0" in labels(win)
+    win.close()
+    assert win.settings.value("use_dot", False, type=bool)

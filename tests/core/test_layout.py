@@ -1,0 +1,79 @@
+"""core.layout: inputs on top, no overlaps, and nodes stay put across edits."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core import probe
+from core.layout import layout_graph, layout_with_dot, positions_by_key
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = (ROOT / "resources" / "examples" / "01_computation_graph.py").read_text()
+MODULE = (ROOT / "resources" / "examples" / "03_module_with_loss.py").read_text()
+
+
+def graph_of(code):
+    snap = probe.run(code, "layout.py")
+    assert snap.error is None, snap.error
+    return snap.graph.without_saved()
+
+
+def overlaps(layout):
+    boxes = list(layout.boxes.values())
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if abs(a.x - b.x) < (a.w + b.w) / 2 and abs(a.y - b.y) < (a.h + b.h) / 2:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("code", [SEED, MODULE])
+def test_inputs_above_outputs_and_no_overlap(code):
+    graph = graph_of(code)
+    layout = layout_graph(graph)
+    assert set(layout.boxes) == {n.id for n in graph.nodes}
+    assert all(layout.boxes[e.src].y < layout.boxes[e.dst].y for e in graph.edges)
+    assert not overlaps(layout)
+
+
+def test_parameters_sit_above_their_first_use_not_all_in_row_zero():
+    graph = graph_of(MODULE)
+    layout = layout_graph(graph)
+    by_name = {n.name: layout.boxes[n.id] for n in graph.by_kind("tensor")}
+    assert by_name["model.2.weight"].y > by_name["model.0.weight"].y
+
+
+@pytest.mark.parametrize("extra", ["\nq = y * 3\n", "\nk = torch.ones(2, requires_grad=True)\nm = (k * y).sum()\n",
+                                   "\nz = torch.zeros(5)\n"])
+def test_nodes_that_remain_stay_where_they_were(extra):
+    before = graph_of(SEED)
+    first = layout_graph(before)
+    previous = positions_by_key(before, first)
+    after = graph_of(SEED + extra)
+    second = layout_graph(after, previous)
+    assert not overlaps(second)
+    kept = [n for n in after.nodes if n.key in previous]
+    assert len(kept) == len(before.nodes)
+    for n in kept:
+        x, y = previous[n.key]
+        assert abs(second.boxes[n.id].x - x) + abs(second.boxes[n.id].y - y) <= 1.0, n
+
+
+def test_removing_a_line_keeps_the_rest_in_place():
+    full = graph_of(SEED + "\nq = y * 3\n")
+    previous = positions_by_key(full, layout_graph(full))
+    smaller = graph_of(SEED)
+    layout = layout_graph(smaller, previous)
+    for n in smaller.nodes:
+        x, y = previous[n.key]
+        assert abs(layout.boxes[n.id].x - x) + abs(layout.boxes[n.id].y - y) <= 1.0
+
+
+def test_dot_engine_places_inputs_above_outputs():
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    graph = graph_of(SEED)
+    layout = layout_with_dot(graph)
+    assert set(layout.boxes) == {n.id for n in graph.nodes}
+    assert all(layout.boxes[e.src].y < layout.boxes[e.dst].y for e in graph.edges)
+    assert not overlaps(layout)
