@@ -8,6 +8,7 @@ order in which the engine finished the nodes, the values are the tensors it pass
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,18 +100,9 @@ def reachable_nodes(root_fn) -> list:
     return list(seen.values())
 
 
-def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor | None = None,
-                    retain_graph: bool = False, create_graph: bool = False,
-                    limit: int | None = VALUE_LIMIT) -> BackwardTrace:
-    """Run `root.backward(...)` under hooks. Steps name their node by `id(fn)` (and
-    leaves by `id(tensor)`) until `resolve_ids` maps them onto a traced Graph."""
-    trace = BackwardTrace("", root_name, retain_graph=retain_graph, create_graph=create_graph)
-    if root.grad_fn is None:
-        trace.error = (f"{root_name} has no grad_fn: it is a leaf or was made without grad, "
-                       "so there is no graph to run backward through")
-        return trace
-    handles = []
-
+@contextlib.contextmanager
+def hooks_on(trace: BackwardTrace, roots: list, limit: int | None):
+    """Every node reachable from `roots` reports to `trace` while the block runs."""
     def hook_for(fn):
         def on_done(grad_inputs, grad_outputs):
             step = BackwardStep(
@@ -125,21 +117,75 @@ def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor |
             trace.steps.append(step)
         return on_done
 
-    trace.keep_alive = reachable_nodes(root.grad_fn)
-    for fn in trace.keep_alive:
-        handles.append(fn.register_hook(hook_for(fn)))
+    fns = []
+    for root in roots:
+        fns += reachable_nodes(root.grad_fn)
+    trace.keep_alive = fns
+    handles = [fn.register_hook(hook_for(fn)) for fn in fns]
     try:
-        # retain_graph defaults to create_graph, as in torch.autograd.backward.
-        torch.autograd.backward(root, grad_tensors=gradient, retain_graph=retain_graph or create_graph,
-                                create_graph=create_graph)
+        yield trace
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor | None = None,
+                    retain_graph: bool = False, create_graph: bool = False,
+                    limit: int | None = VALUE_LIMIT) -> BackwardTrace:
+    """Run `root.backward(...)` under hooks. Steps name their node by `id(fn)` (and
+    leaves by `id(tensor)`) until `resolve_ids` maps them onto a traced Graph."""
+    trace = BackwardTrace("", root_name, retain_graph=retain_graph, create_graph=create_graph)
+    if root.grad_fn is None:
+        trace.error = (f"{root_name} has no grad_fn: it is a leaf or was made without grad, "
+                       "so there is no graph to run backward through")
+        return trace
+    try:
+        with hooks_on(trace, [root], limit):
+            # retain_graph defaults to create_graph, as in torch.autograd.backward.
+            _engine_backward(root, grad_tensors=gradient, retain_graph=retain_graph or create_graph,
+                             create_graph=create_graph)
     except Exception as exc:  # the engine's refusal, or a custom Function's own error
         text = str(exc).strip()
         trace.error = (f"{type(exc).__name__}: " if not isinstance(exc, RuntimeError) else "") + \
             (text.splitlines()[0] if text else type(exc).__name__)
-    finally:
-        for h in handles:
-            h.remove()
     return trace
+
+
+_engine_backward = torch.autograd.backward
+
+
+class ScriptBackwards:
+    """While a script runs, records the first backward() it makes itself, so the
+    step controls are ready without pressing Backward (and without tripping over a
+    graph the script's own backward already freed). Later calls are only counted."""
+
+    def __init__(self, limit: int | None = VALUE_LIMIT):
+        self.limit = limit
+        self.trace: BackwardTrace | None = None
+        self.root: torch.Tensor | None = None
+        self.calls = 0
+
+    def backward(self, tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+                 grad_variables=None, inputs=None):
+        self.calls += 1
+        roots = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+        if self.calls > 1 or len(roots) != 1 or roots[0].grad_fn is None:
+            return _engine_backward(tensors, grad_tensors, retain_graph, create_graph,
+                                    grad_variables, inputs)
+        self.root = roots[0]
+        self.trace = BackwardTrace("", "", retain_graph=bool(retain_graph),
+                                   create_graph=create_graph)
+        with hooks_on(self.trace, roots, self.limit):
+            return _engine_backward(tensors, grad_tensors, retain_graph, create_graph,
+                                    grad_variables, inputs)
+
+    def __enter__(self):
+        torch.autograd.backward = self.backward  # Tensor.backward calls it by this name
+        return self
+
+    def __exit__(self, *exc):
+        torch.autograd.backward = _engine_backward
+        return False
 
 
 def resolve_ids(trace: BackwardTrace, index: dict[int, str], root: torch.Tensor) -> None:

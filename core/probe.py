@@ -23,13 +23,33 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.backward import (BackwardTrace, GradInfo, explain_error, grad_info, record_backward,
-                           resolve_ids, zero_grads)
+from core.backward import (BackwardTrace, GradInfo, ScriptBackwards, explain_error, grad_info,
+                           record_backward, resolve_ids, zero_grads)
 from core.graph import CutTracker, Graph, named_tensors, trace_graph
 from core.tensors import TensorSummary, storage_groups, summarize
 
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
 GRAD_LIMIT_LIVE = 4096  # grad elements copied into graph nodes for the app
+
+
+class CappedText(io.StringIO):
+    """stdout/stderr of a run: keeps the first OUTPUT_LIMIT characters and counts the
+    rest, so `while True: print(1)` cannot eat the kernel's memory before Esc."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        room = OUTPUT_LIMIT - self.tell()
+        if room > 0:
+            super().write(text[:room])
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def text(self) -> str:
+        more = f"\n… {self.dropped} more characters not shown\n" if self.dropped else ""
+        return self.getvalue() + more
 
 
 class ScriptTimeout(BaseException):
@@ -155,16 +175,18 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
     global last_namespace
     last_namespace = {}  # free the previous run's graph before this one builds its own
     grad_history.clear()
-    out, err = io.StringIO(), io.StringIO()
+    out, err = CappedText(), CappedText()
     snap = Snapshot(graph=None)
     ns = fresh_namespace(filename)
     cuts = CutTracker()
+    script_backwards = ScriptBackwards(grad_limit if grad_limit is None else 64)
     t0 = time.perf_counter()
     # Tracebacks quote the script's own lines, even for "<editor>".
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
         compiled = compile(code, filename, "exec")
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout), cuts:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(timeout), \
+                cuts, script_backwards:
             exec(compiled, ns)
     except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
         snap.error = error_from_exception(exc, filename)
@@ -176,8 +198,8 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
                 root, snap.backward = backward_of(ns, backward, grad_limit)
         except Exception as exc:
             snap.error = error_from_exception(exc, filename, phase="backward")
-    snap.stdout = out.getvalue()[-OUTPUT_LIMIT:]
-    snap.stderr = err.getvalue()[-OUTPUT_LIMIT:]
+    snap.stdout = out.text()
+    snap.stderr = err.text()
     snap.timings["exec"] = t1 - t0
     if snap.error is None:
         last_namespace = ns
@@ -186,6 +208,12 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
             snap.graph = trace_graph(ns, grad_limit=grad_limit, index=index, cuts=cuts)
             global last_cuts
             last_cuts = cuts
+            if snap.backward is None and script_backwards.trace is not None:
+                root, snap.backward = script_backwards.root, script_backwards.trace
+                snap.backward.root_name = next((n for n, t in named_tensors(ns) if t is root),
+                                               "the script's root")
+                if script_backwards.calls > 1:
+                    snap.backward.root_name += f" (first of {script_backwards.calls} backward calls)"
             if snap.backward is not None:
                 resolve_ids(snap.backward, index, root)
             t2 = time.perf_counter()

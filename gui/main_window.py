@@ -338,10 +338,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if err is None:
             self.last_snapshot = snap
             self.editor.clear_error()
-            self.backward.clear_trace()
             self.graph.show_step(None)
             self.graph.show_graph(snap.graph)
             self.backward.set_roots(snap.graph.by_kind("tensor"))
+            # The script's own backward() was recorded: ready to step, no button needed.
+            self.backward.set_trace(snap.backward) if snap.backward else self.backward.clear_trace()
             self.console.show_run(snap.stdout, snap.stderr)
             self._on_node_selected(self.graph.selected_id())
             t = snap.timings

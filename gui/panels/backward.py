@@ -225,7 +225,7 @@ class BackwardPanel(QtWidgets.QWidget):
         elif n == 0:
             self.step_label.setText("No step was recorded.")
         elif self.index < 0:
-            self.step_label.setText(f"before backward() of {self.trace.root_name} · {n} steps")
+            self.step_label.setText(f"backward() of {self.trace.root_name}: {n} steps · press ▶ or →")
         else:
             step = self.trace.steps[self.index]
             self.step_label.setText(f"step {self.index + 1}/{n}: {step.name}")

@@ -330,3 +330,31 @@ def test_float64_stats_equal_torch():
     s = summary_of(snap, "big").stats
     assert s.mean == pytest.approx(float(big.mean()))
     assert s.std == pytest.approx(float(big.std()))
+
+
+def test_endless_output_is_capped_and_counted():
+    snap = probe.run("for i in range(100_000):\n    print(i)\n", "p.py")
+    assert snap.error is None
+    assert len(snap.stdout) < probe.OUTPUT_LIMIT + 100
+    assert snap.stdout.startswith("0\n1\n2\n") and "more characters not shown" in snap.stdout
+
+
+def test_the_scripts_own_backward_is_recorded_and_torch_is_restored():
+    import torch
+
+    original = torch.autograd.backward
+    snap = probe.run("import torch\nx = torch.tensor([2.], requires_grad=True)\n"
+                     "w = torch.tensor([1.], requires_grad=True)\ny = (w + x) * (w + 1)\ny.backward()\n"
+                     "z = (x * 3).sum()\nz.backward()\n")
+    assert torch.autograd.backward is original
+    trace = snap.backward
+    assert trace.root_name == "y (first of 2 backward calls)"
+    assert [s.name for s in trace.steps][0] == "MulBackward0"
+    ops = {n.id: n.name for n in snap.graph.by_kind("op")}
+    assert all(ops[s.node] == s.name for s in trace.steps)
+    assert probe.last_namespace["x"].grad.tolist() == [5.0]  # 2 from y, 3 from z
+
+
+def test_a_failing_backward_in_the_script_still_raises_at_its_line():
+    snap = probe.run("import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\ny.backward()\n")
+    assert snap.error.type == "RuntimeError" and snap.error.line == 4

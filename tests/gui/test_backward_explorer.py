@@ -71,7 +71,7 @@ def test_step_forward_and_back_moves_the_highlight(qtbot, window):
     assert "x" not in badge_texts(win) or badge_texts(win)["x"] != "grad [2]"
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Home)
     assert win.backward.index == -1 and current_node_name(win) is None
-    assert "step" not in win.backward.step_label.text() or "before" in win.backward.step_label.text()
+    assert win.backward.step_label.text().startswith("backward() of y: 5 steps")
 
 
 def test_play_runs_to_the_end(qtbot, window):
@@ -155,3 +155,13 @@ def test_hook_on_an_op_node_goes_through_the_tensor_it_made(qtbot, window):
     assert "y.grad_fn.register_hook(" in win.editor.text()
     press_backward(qtbot, win)
     assert node_named(win, "w").grad == [0.0] and node_named(win, "x").grad == [0.0]
+
+
+def test_the_scripts_own_backward_is_ready_to_step(qtbot, window):
+    win = window
+    load(qtbot, win, SEED + "y.backward()\n")
+    assert win.backward.trace is not None and len(win.backward.trace.steps) == 5
+    assert "backward() of y" in win.backward.step_label.text()
+    win.graph.view.setFocus()
+    qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Right)
+    assert current_node_name(win) == "MulBackward0"
