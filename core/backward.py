@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from core.graph import dtype_name, json_safe, named_tensors
-from core.layout import format_values
+from core.layout import SMALL_GRAD, format_values
 
 VALUE_LIMIT = 64  # elements of a gradient copied into the trace for the app
 
@@ -136,8 +136,8 @@ def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor |
     leaves by `id(tensor)`) until `resolve_ids` maps them onto a traced Graph."""
     trace = BackwardTrace("", root_name, retain_graph=retain_graph, create_graph=create_graph)
     if root.grad_fn is None:
-        trace.error = (f"{root_name} has no grad_fn: it is a leaf or was made without grad, "
-                       "so there is no graph to run backward through")
+        trace.error = (f"{root_name} is a leaf: it has no grad_fn, so backward() would only add the "
+                       "gradient to its own .grad. Pick a tensor computed from it")
         return trace
     try:
         with hooks_on(trace, [root], limit):
@@ -250,14 +250,19 @@ class StepView:
     pending_leaves: set[str] = field(default_factory=set)  # leaves whose .grad is not reached yet
 
 
-def format_grad(g: GradInfo | None) -> str:
-    """The value itself for a small gradient, a summary for a big one."""
+def format_grad(g: GradInfo | None, max_values: int | None = None) -> str:
+    """The value itself for a small gradient (up to `max_values` numbers, or all
+    that were recorded), a summary (norm and shape) for a bigger one."""
     if g is None:
         return "None"
-    if g.values is not None:
+    if g.values is not None and (max_values is None or _numel(g.shape) <= max_values):
         return format_values(g.values)
     shape = "(" + ", ".join(str(s) for s in g.shape) + ")"
     return f"‖g‖={g.norm:.4g} {shape}"
+
+
+def _numel(shape: list[int]) -> int:
+    return math.prod(shape)
 
 
 def step_view(graph, trace: BackwardTrace, index: int) -> StepView:
@@ -285,13 +290,13 @@ def step_view(graph, trace: BackwardTrace, index: int) -> StepView:
         else:
             view.done_edges.extend(edges)
         incoming = step.grad_outputs[0] if step.grad_outputs else None
-        view.badges[step.node] = "∂ " + format_grad(incoming)
+        view.badges[step.node] = "∂ " + format_grad(incoming, SMALL_GRAD)
         if step.leaf:
-            view.badges[step.leaf] = "grad " + format_grad(step.leaf_grad)
+            view.badges[step.leaf] = "grad " + format_grad(step.leaf_grad, SMALL_GRAD)
         for t in outputs.get(step.node, []):
             node = kinds[t]
             if node.is_leaf:
                 continue
-            view.badges[t] = ("grad " + format_grad(incoming) if node.retains_grad
+            view.badges[t] = ("grad " + format_grad(incoming, SMALL_GRAD) if node.retains_grad
                               else "grad not kept")
     return view

@@ -342,7 +342,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.graph.show_graph(snap.graph)
             self.backward.set_roots(snap.graph.by_kind("tensor"))
             # The script's own backward() was recorded: ready to step, no button needed.
-            self.backward.set_trace(snap.backward) if snap.backward else self.backward.clear_trace()
+            if snap.backward:
+                self.backward.set_trace(snap.backward, at_end=True)
+            else:
+                self.backward.clear_trace()
             self.console.show_run(snap.stdout, snap.stderr)
             self._on_node_selected(self.graph.selected_id())
             t = snap.timings
@@ -441,7 +444,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if summary is not None and summary.stats is None:
             self.session.request_summary(node_id, summary.name)
         node = next((n for n in self.graph.shown.nodes if n.id == node_id), None)
-        if node is not None and node.kind == "tensor" and node.name and node.requires_grad:
+        if node is not None and node.kind == "tensor" and node.name and node.grad_fn:
             self.backward.choose_root(node.name)
         trace, index = self.backward.trace, self.backward.index
         step = None

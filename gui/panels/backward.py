@@ -99,9 +99,10 @@ class BackwardPanel(QtWidgets.QWidget):
 
     # --- the roots the graph offers ------------------------------------------------
     def set_roots(self, tensors: list) -> None:
-        """Offer every tensor node that requires grad; keep the current choice if it remains."""
+        """Offer every named tensor made by an op (a leaf has no graph to go back
+        through); keep the current choice if it remains."""
         current = self.root_box.currentText()
-        names = [n.name for n in tensors if n.name and n.requires_grad]
+        names = [n.name for n in tensors if n.name and n.grad_fn is not None]
         self.shapes = {n.name: n.shape for n in tensors if n.name}
         self.root_box.blockSignals(True)
         self.root_box.clear()
@@ -142,8 +143,10 @@ class BackwardPanel(QtWidgets.QWidget):
                                      self.create_box.isChecked(), self.zero_first_box.isChecked())
 
     # --- the recorded trace ----------------------------------------------------------
-    def set_trace(self, trace: BackwardTrace | None, explanation: str = "") -> None:
-        """A new recording: start before its first step, ready to play."""
+    def set_trace(self, trace: BackwardTrace | None, explanation: str = "",
+                  at_end: bool = False) -> None:
+        """A new recording: start before its first step, ready to play, or (`at_end`,
+        for the script's own backward, already done) at its last step."""
         self.timer.stop()
         self.trace = trace
         if explanation:
@@ -151,11 +154,11 @@ class BackwardPanel(QtWidgets.QWidget):
         elif trace is not None:
             self._on_root_changed(self.root_box.currentText())
         n = len(trace.steps) if trace else 0
+        self.index = n - 1 if at_end else -1
         self.slider.blockSignals(True)
         self.slider.setRange(-1, n - 1)
-        self.slider.setValue(-1)
+        self.slider.setValue(self.index)
         self.slider.blockSignals(False)
-        self.index = -1
         self._update_controls()
         self.step_changed.emit(self.index)
 
@@ -226,6 +229,9 @@ class BackwardPanel(QtWidgets.QWidget):
             self.step_label.setText("No step was recorded.")
         elif self.index < 0:
             self.step_label.setText(f"backward() of {self.trace.root_name}: {n} steps · press ▶ or →")
+        elif self.index == n - 1:
+            self.step_label.setText(f"backward() of {self.trace.root_name}: done, {n} steps · "
+                                    "Home to replay")
         else:
             step = self.trace.steps[self.index]
             self.step_label.setText(f"step {self.index + 1}/{n}: {step.name}")

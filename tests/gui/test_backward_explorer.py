@@ -161,7 +161,9 @@ def test_the_scripts_own_backward_is_ready_to_step(qtbot, window):
     win = window
     load(qtbot, win, SEED + "y.backward()\n")
     assert win.backward.trace is not None and len(win.backward.trace.steps) == 5
-    assert "backward() of y" in win.backward.step_label.text()
+    assert win.backward.index == 4  # the script's backward is done: shown at its end
+    assert "backward() of y: done" in win.backward.step_label.text()
     win.graph.view.setFocus()
+    qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Home)
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Right)
     assert current_node_name(win) == "MulBackward0"
