@@ -371,6 +371,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- backward --------------------------------------------------------------
     def _on_backward_requested(self, root, gradient, retain, create, zero_first) -> None:
+        if self.graph.view.stale_text:
+            self.backward.show_note("The script has an error, so the graph shown is an old one: "
+                                    "fix the error first, then press Backward.", error=True)
+            return
         if not self.session.backward(root, gradient, retain, create, zero_first):
             self.backward.show_note("The kernel is busy running your script; try again when "
                                     "it says ready.", error=True)

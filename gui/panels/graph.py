@@ -491,6 +491,8 @@ def render_graph(graph: Graph, path: str, scale: float = 2.0) -> None:
         gen.setTitle("Torchscope autograd graph")
         painter = QtGui.QPainter(gen)
     else:
+        # QImage sides stop at 32,767 px: a 3,000-node chain is drawn smaller, not refused.
+        scale = min(scale, 30_000 / max(rect.width(), rect.height(), 1.0))
         image = QtGui.QImage((rect.size() * scale).toSize(), QtGui.QImage.Format_ARGB32)
         image.fill(QtGui.QColor("white"))
         painter = QtGui.QPainter(image)

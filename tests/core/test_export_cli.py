@@ -108,3 +108,14 @@ def test_svg_and_png_draw_the_graph(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
+
+
+def test_png_of_a_3000_node_chain_fits_qimage_limits(tmp_path):
+    import struct
+
+    chain = ("import torch\nx = torch.randn(8, requires_grad=True)\ny = x\n"
+             "for _ in range(1000):\n    y = torch.sin(y) * 1.01 + y\n")
+    proc, png = export(tmp_path, "chain.png", chain)
+    assert proc.returncode == 0, proc.stderr
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])
+    assert 0 < width <= 32767 and 10_000 < height <= 32767
