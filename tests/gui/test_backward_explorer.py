@@ -167,3 +167,11 @@ def test_the_scripts_own_backward_is_ready_to_step(qtbot, window):
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Home)
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Right)
     assert current_node_name(win) == "MulBackward0"
+
+
+def test_backward_on_a_script_with_an_error_says_to_fix_it_first(qtbot, window):
+    win = window
+    load(qtbot, win, SEED)
+    load(qtbot, win, SEED + "z = y @ torch.ones(3)\n")
+    qtbot.mouseClick(win.backward.backward_button, QtCore.Qt.LeftButton)
+    assert "fix the error first" in win.backward.note.text()
