@@ -28,6 +28,7 @@ from core.backward import (BackwardTrace, GradInfo, ScriptBackwards, explain_err
 from core.graph import CutTracker, Graph, named_tensors, trace_graph
 from core.tensors import TensorSummary, storage_groups, summarize
 
+CORE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
 GRAD_LIMIT_LIVE = 4096  # grad elements copied into graph nodes for the app
 
@@ -112,9 +113,11 @@ def error_from_exception(exc: BaseException, filename: str, phase: str = "run") 
         message = "interrupted"
     elif isinstance(exc, SystemExit):
         message = f"the script called exit({exc.code if exc.code is not None else ''})"
-    # The traceback from the script's first frame on: Torchscope's own frames are noise.
+    # The traceback from the script's first frame on, without Torchscope's own frames
+    # (the probe, the cut-off tracker the script's torch calls pass through).
     first = next((i for i, f in enumerate(frames) if f.filename == filename), 0)
-    tb = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames[first:]))
+    shown = [f for f in frames[first:] if not f.filename.startswith(CORE_DIR)]
+    tb = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(shown))
           + "".join(traceback.format_exception_only(type(exc), exc)))
     return RunError(type(exc).__name__, message.strip().splitlines()[0] if message.strip() else "",
                     line, phase, tb)

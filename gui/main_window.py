@@ -352,7 +352,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.timing_label.setText(f"run {t.get('exec', 0) * 1000:.0f} ms · "
                                       f"trace {t.get('trace', 0) * 1000:.0f} ms")
             return
-        text = err.one_line("line") if err.line else f"{err.type}: {err.message}"
+        text = (f"Line {err.line}: " if err.line else "") + f"{err.type}: {err.message}"
         if err.type == "KeyboardInterrupt":
             text = "Interrupted" + (f" at line {err.line}" if err.line else "") + "."
         plain = explain_error(err.message)

@@ -358,3 +358,10 @@ def test_the_scripts_own_backward_is_recorded_and_torch_is_restored():
 def test_a_failing_backward_in_the_script_still_raises_at_its_line():
     snap = probe.run("import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\ny.backward()\n")
     assert snap.error.type == "RuntimeError" and snap.error.line == 4
+
+
+def test_traceback_shows_the_script_not_torchscope():
+    snap = probe.run("import torch\ny = torch.ones(2)\nz = y @ torch.ones(3)\n", "<editor>")
+    tb = snap.error.traceback
+    assert 'File "<editor>", line 3' in tb and "z = y @ torch.ones(3)" in tb
+    assert "core/" not in tb and "probe.py" not in tb
