@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +212,8 @@ def zero_grads(namespace: dict) -> list[str]:
 
 
 def explain_error(message: str) -> str:
-    """The engine's message in plain words, with what to do instead."""
+    """An autograd or allocation error in plain words, with what to do instead
+    (the message itself when there is nothing to add)."""
     if "backward through the graph a second time" in message:
         return ("The graph was already used by a backward() and its saved tensors were freed "
                 "(drawn dashed). Run the script again, or pass retain_graph=True to the first "
@@ -226,6 +228,13 @@ def explain_error(message: str) -> str:
         return ("A leaf that requires grad cannot be changed in place: autograd needs its "
                 "value. Change it under `with torch.no_grad():`, or use an out-of-place op "
                 "(x = x + 1 instead of x += 1).")
+    asked = re.search(r"tried to allocate (\d+) bytes", message)
+    if asked:
+        return (f"This tensor needs {int(asked.group(1)) / 2**30:,.1f} GiB, more memory than the "
+                "machine can give. Use a smaller shape.")
+    if "CUDA out of memory" in message:
+        return ("The GPU ran out of memory. Use smaller tensors or batches, or free tensors you "
+                "no longer need (del x; torch.cuda.empty_cache()).")
     if "modified by an inplace operation" in message:
         return ("A tensor that backward needs was changed in place after it was saved. Use an "
                 "out-of-place op (y = y * 2 instead of y *= 2), or .clone() it before.")

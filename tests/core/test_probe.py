@@ -365,3 +365,11 @@ def test_traceback_shows_the_script_not_torchscope():
     tb = snap.error.traceback
     assert 'File "<editor>", line 3' in tb and "z = y @ torch.ones(3)" in tb
     assert "core/" not in tb and "probe.py" not in tb
+
+
+def test_a_huge_allocation_is_an_error_at_its_line_in_plain_words():
+    from core.backward import explain_error
+
+    snap = probe.run("import torch\nx = torch.empty(10**13)\n", "big.py")
+    assert snap.error.type == "RuntimeError" and snap.error.line == 2
+    assert "36,379.8 GiB" in explain_error(snap.error.message)
