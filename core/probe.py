@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.backward import (BackwardTrace, GradInfo, ScriptBackwards, explain_error, grad_info,
-                           record_backward, resolve_ids, zero_grads)
+from core.backward import (VALUE_LIMIT, BackwardTrace, GradInfo, ScriptBackwards, explain_error,
+                           grad_info, record_backward, resolve_ids, zero_grads)
 from core.graph import CutTracker, Graph, named_tensors, trace_graph
 from core.tensors import TensorSummary, storage_groups, summarize
 
@@ -175,14 +175,14 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
         backward: str | None = None, grad_limit: int | None = GRAD_LIMIT_LIVE,
         summaries: bool = True) -> Snapshot:
     """Execute `code` in a fresh namespace with fixed seeds and trace what it built."""
-    global last_namespace
+    global last_namespace, last_cuts
     last_namespace = {}  # free the previous run's graph before this one builds its own
     grad_history.clear()
     out, err = CappedText(), CappedText()
     snap = Snapshot(graph=None)
     ns = fresh_namespace(filename)
     cuts = CutTracker()
-    script_backwards = ScriptBackwards(grad_limit if grad_limit is None else 64)
+    script_backwards = ScriptBackwards(None if grad_limit is None else VALUE_LIMIT)
     t0 = time.perf_counter()
     # Tracebacks quote the script's own lines, even for "<editor>".
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -209,7 +209,6 @@ def run(code: str, filename: str = "<editor>", timeout: float | None = None,
         try:
             index: dict[int, str] = {}
             snap.graph = trace_graph(ns, grad_limit=grad_limit, index=index, cuts=cuts)
-            global last_cuts
             last_cuts = cuts
             if snap.backward is None and script_backwards.trace is not None:
                 root, snap.backward = script_backwards.root, script_backwards.trace
