@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from core.graph import dtype_name, json_safe, named_tensors
-from core.layout import SMALL_GRAD, format_values
+from core.layout import SMALL_GRAD, format_shape, format_values
 
 VALUE_LIMIT = 64  # elements of a gradient copied into the trace for the app
 
@@ -266,8 +266,7 @@ def format_grad(g: GradInfo | None, max_values: int | None = None) -> str:
         return "None"
     if g.values is not None and (max_values is None or _numel(g.shape) <= max_values):
         return format_values(g.values)
-    shape = "(" + ", ".join(str(s) for s in g.shape) + ")"
-    return f"‖g‖={g.norm:.4g} {shape}"
+    return f"‖g‖={g.norm:.4g} {format_shape(g.shape)}"
 
 
 def _numel(shape: list[int]) -> int:

@@ -44,7 +44,7 @@ class Layout:
     layers: int
 
 
-def _fmt_shape(shape) -> str:
+def format_shape(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -69,9 +69,9 @@ def node_lines(node) -> list[str]:
     if node.kind == "op":
         return [node.name]
     if node.kind == "saved":
-        return [f"saved {node.name}", "freed" if node.freed else _fmt_shape(node.shape)]
+        return [f"saved {node.name}", "freed" if node.freed else format_shape(node.shape)]
     title = node.name if node.name else "(unnamed leaf)"
-    lines = [title, f"{_fmt_shape(node.shape)} {node.dtype}"]
+    lines = [title, f"{format_shape(node.shape)} {node.dtype}"]
     if node.device != "cpu":
         lines[1] += f" {node.device}"
     if node.cut:
