@@ -37,10 +37,10 @@ def export(out: str, script: str, backward: str | None, timeout: float) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{script}: cannot read the script: {exc}", file=sys.stderr)
         return 1
-    from core import probe
+    from core.kernel.runner import Runner
 
-    snap = probe.run(code, filename=script, timeout=timeout, backward=backward,
-                     grad_limit=None, summaries=False)
+    snap = Runner(grad_limit=None).run(code, filename=script, timeout=timeout, backward=backward,
+                                       values=False)
     if snap.error is not None:
         print(snap.error.one_line(script), file=sys.stderr)
         return 2 if snap.error.phase == "backward" else 1

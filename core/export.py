@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from core.backward import BackwardTrace, trace_to_dict
-from core.graph import Graph, graph_to_dict
-from core.layout import node_lines
-from core.style import RETAINS_GRAD_BORDER, STYLE, style_of
+from .labels import node_lines
+from .model.backward import BackwardTrace, trace_to_dict
+from .model.graph import Graph, graph_to_dict
+from .style import RETAINS_GRAD_BORDER, STYLE, style_of
 
 
 def to_json(graph: Graph, backward: BackwardTrace | None = None) -> str:

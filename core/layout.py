@@ -6,26 +6,41 @@ do not all line up in row 0), order within a layer by barycenter sweeps, and x b
 pushing nodes apart while keeping that order. A node that was drawn before (same
 `key`) keeps its previous x as its wish, so an edit moves only what changed.
 
-Sizes come from label text in a monospace font (CHAR_W x LINE_H per character),
+Sizes come from label text in a monospace font, measured by the caller (`Metrics`),
 the same numbers the panel and the SVG export draw with.
 """
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
-from core.graph import Graph
+from .labels import node_lines
+from .model.graph import Graph
 
-CHAR_W = 8.0
-LINE_H = 17.0
-PAD_X = 12.0
-PAD_Y = 8.0
 GAP_X = 24.0
 GAP_Y = 36.0
 MIN_GAP_Y = 10.0  # rows of an edited graph may close up to this before they move
-SMALL_GRAD = 4  # grads with at most this many values are written on the node
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The size of the label font: the panel measures its font (times the theme's
+    scale) and passes these in, so boxes fit the text as drawn."""
+    char_w: float = 8.0
+    line_h: float = 17.0
+    pad_x: float = 12.0
+    pad_y: float = 8.0
+
+
+DEFAULT_METRICS = Metrics()
+
+
+class LayoutCancelled(Exception):
+    """A newer graph arrived while this one was being laid out."""
 
 
 @dataclass
@@ -41,53 +56,12 @@ class Layout:
     boxes: dict[str, Box]
     width: float
     height: float
-    layers: int
 
 
-def format_shape(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def format_values(values) -> str:
-    flat = values
-    while isinstance(flat, list) and flat and isinstance(flat[0], list):
-        flat = [v for row in flat for v in row]
-    if not isinstance(flat, list):
-        flat = [flat]
-    return "[" + ", ".join(v if isinstance(v, str) else f"{v:.4g}" for v in flat) + "]"
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def node_lines(node) -> list[str]:
-    """The text drawn on a node, line by line."""
-    if node.kind == "op":
-        return [node.name]
-    if node.kind == "saved":
-        return [f"saved {node.name}", "freed" if node.freed else format_shape(node.shape)]
-    title = node.name if node.name else "(unnamed leaf)"
-    lines = [title, f"{format_shape(node.shape)} {node.dtype}"]
-    if node.device != "cpu":
-        lines[1] += f" {node.device}"
-    if node.cut:
-        lines.append(f"cut off by {node.cut}")
-    elif node.is_leaf:
-        lines.append("leaf, requires_grad" if node.requires_grad else "leaf, no grad")
-    elif node.retains_grad:
-        lines.append("retains_grad")
-    if node.grad is not None and _numel(node.shape) <= SMALL_GRAD:
-        lines.append("grad " + format_values(node.grad))
-    return lines
-
-
-def node_size(node) -> tuple[float, float]:
+def node_size(node, metrics: Metrics = DEFAULT_METRICS) -> tuple[float, float]:
     lines = node_lines(node)
-    return (max(len(s) for s in lines) * CHAR_W + 2 * PAD_X, len(lines) * LINE_H + 2 * PAD_Y)
+    return (max(len(s) for s in lines) * metrics.char_w + 2 * metrics.pad_x,
+            len(lines) * metrics.line_h + 2 * metrics.pad_y)
 
 
 def assign_layers(ids: list[str], succ: dict[str, list[str]], pred: dict[str, list[str]]) -> dict[str, int]:
@@ -165,13 +139,15 @@ def _push_apart(row: list[str], wish: dict[str, float], width: dict[str, float],
 
 
 def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None = None,
-                 sweeps: int = 3) -> Layout:
+                 sweeps: int = 3, metrics: Metrics = DEFAULT_METRICS,
+                 cancelled: Callable[[], bool] = lambda: False) -> Layout:
     """Positions for every node of `graph`. `previous` maps node key -> (x, y) of the
-    last drawing; those nodes keep their x where the new layering allows."""
+    last drawing; those nodes keep their x where the new layering allows. Raises
+    LayoutCancelled when `cancelled()` turns true between sweeps."""
     previous = previous or {}
     ids = [n.id for n in graph.nodes]
     if not ids:
-        return Layout({}, 0.0, 0.0, 0)
+        return Layout({}, 0.0, 0.0)
     node_by_id = {n.id: n for n in graph.nodes}
     succ: dict[str, list[str]] = {n: [] for n in ids}
     pred: dict[str, list[str]] = {n: [] for n in ids}
@@ -180,7 +156,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
             succ[e.src].append(e.dst)
             pred[e.dst].append(e.src)
     layer = assign_layers(ids, succ, pred)
-    size = {n: node_size(node_by_id[n]) for n in ids}
+    size = {n: node_size(node_by_id[n], metrics) for n in ids}
     width = {n: size[n][0] for n in ids}
 
     rows: dict[int, list[str]] = defaultdict(list)
@@ -212,6 +188,8 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
             _place_row(row, wish, width, x, prev_x)
 
     for _ in range(sweeps):
+        if cancelled():
+            raise LayoutCancelled
         sweep(range(depth), pred)
         sweep(range(depth - 1, -1, -1), succ)
     sweep(range(depth), pred)
@@ -238,7 +216,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
             b.x -= left
     right = max(b.x + b.w / 2 for b in boxes.values())
     top = min(b.y - b.h / 2 for b in boxes.values())
-    return Layout(boxes, right, bottom - top, depth)
+    return Layout(boxes, right, bottom - top)
 
 
 def positions_by_key(graph: Graph, layout: Layout) -> dict[str, tuple[float, float]]:
@@ -251,12 +229,14 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def layout_with_dot(graph: Graph, timeout: float = 30.0) -> Layout:
+def layout_with_dot(graph: Graph, metrics: Metrics = DEFAULT_METRICS, timeout: float = 30.0,
+                    cancelled: Callable[[], bool] = lambda: False) -> Layout:
     """Positions from Graphviz `dot` (the optional engine: prettier for some graphs,
-    much slower for big ones, not stable across edits). Raises OSError without `dot`."""
+    much slower for big ones, not stable across edits). Raises OSError without `dot`,
+    subprocess.TimeoutExpired past `timeout`, LayoutCancelled when `cancelled()`."""
     if not graph.nodes:
-        return Layout({}, 0.0, 0.0, 0)
-    sizes = {n.id: node_size(n) for n in graph.nodes}
+        return Layout({}, 0.0, 0.0)
+    sizes = {n.id: node_size(n, metrics) for n in graph.nodes}
     lines = ["digraph g {", "  graph [rankdir=TB, nodesep=0.33, ranksep=0.5];",
              "  node [shape=box, fixedsize=true, label=\"\"];"]
     for n in graph.nodes:
@@ -267,8 +247,7 @@ def layout_with_dot(graph: Graph, timeout: float = 30.0) -> Layout:
     exe = shutil.which("dot")
     if exe is None:
         raise OSError("Graphviz `dot` is not installed")
-    out = subprocess.run([exe, "-Tplain"], input="\n".join(lines), capture_output=True,
-                         text=True, timeout=timeout, check=True).stdout
+    out = _run_cancellable([exe, "-Tplain"], "\n".join(lines), timeout, cancelled)
     boxes: dict[str, Box] = {}
     height = 0.0
     for row in out.splitlines():
@@ -279,6 +258,28 @@ def layout_with_dot(graph: Graph, timeout: float = 30.0) -> Layout:
             node_id, x, y = parts[1].strip('"'), float(parts[2]) * 72, float(parts[3]) * 72
             w, h = sizes[node_id]
             boxes[node_id] = Box(x, height - y, w, h)  # dot's y grows upwards
-    ranks = len({round(b.y) for b in boxes.values()})
     width = max(b.x + b.w / 2 for b in boxes.values())
-    return Layout(boxes, width, height, ranks)
+    return Layout(boxes, width, height)
+
+
+def _run_cancellable(cmd: list[str], stdin: str, timeout: float, cancelled: Callable[[], bool]) -> str:
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                proc.wait(0.05)
+                break
+            except subprocess.TimeoutExpired:
+                if cancelled() or time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    if cancelled():
+                        raise LayoutCancelled from None
+                    raise subprocess.TimeoutExpired(cmd, timeout) from None
+        out = proc.stdout.read()
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, out, proc.stderr.read())
+        return out

@@ -1,146 +1,160 @@
-"""The versioned message schema between kernel and app.
+"""The messages between the window and the kernel, both ways, and their one codec.
 
-A message is plain JSON plus a list of binary buffers (Jupyter Comm messages
-carry both). Tensors travel as raw numpy buffers referenced from the JSON by
-index; nothing is pickled.
+A message is a dataclass. On the wire it is plain JSON plus a list of binary buffers
+(Jupyter Comm messages carry both): every dataclass becomes an object tagged with its
+type, every numpy array a buffer referenced by index, non-finite floats and complex
+numbers small tagged objects. Nothing is pickled, and only the types listed here
+can be decoded.
+
+The window sends requests (`RunRequest`, `BackwardRequest`, …) as comm messages;
+the kernel answers each with the reply type in REPLY_TO, or an `ErrorReply` when it
+failed, tagged with the request's msg_id. It may also push messages of its own
+(reply_to None). The first message, `Hello`, carries the protocol version.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
-from core.backward import BackwardStep, BackwardTrace, GradInfo
-from core.graph import graph_from_dict, graph_to_dict, json_safe
-from core.probe import RunError, Snapshot
-from core.tensors import Stats, TensorSummary
+from .model.backward import BackwardStep, BackwardTrace, GradInfo
+from .model.graph import Edge, Graph, OpNode, SavedNode, TensorNode
+from .model.run import RunError, RunResult
+from .model.tensors import Stats, TensorValues
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(ValueError):
     pass
 
 
-def _array_ref(arr: np.ndarray | None, buffers: list) -> dict | None:
-    if arr is None:
-        return None
-    arr = np.ascontiguousarray(arr)
-    buffers.append(memoryview(arr).cast("B"))
-    return {"buffer": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+# --- requests (window -> kernel) ------------------------------------------------------
+
+@dataclass
+class RunRequest:
+    code: str
+    filename: str = "<editor>"
 
 
-def _array_from(ref: dict | None, buffers: list) -> np.ndarray | None:
-    if ref is None:
-        return None
-    raw = buffers[ref["buffer"]]
-    return np.frombuffer(bytes(raw), dtype=np.dtype(ref["dtype"])).reshape(ref["shape"])
+@dataclass
+class BackwardRequest:
+    root: str
+    gradient: str = ""  # a Python expression; `root` is the tensor; "" for ones
+    retain_graph: bool = False
+    create_graph: bool = False
+    zero_first: bool = False
 
 
-def _stats_to_dict(s: Stats | None) -> dict | None:
-    """Stats as strict JSON: an overflowing std travels as the string "inf"."""
-    if s is None:
-        return None
-    return {k: json_safe(v) for k, v in s.__dict__.items()}
+@dataclass
+class ZeroGradsRequest:
+    pass
 
 
-def _stats_from_dict(d: dict | None) -> Stats | None:
-    if d is None:
-        return None
-    return Stats(**{k: float(v) if isinstance(v, str) else v for k, v in d.items()})
+@dataclass
+class ValuesRequest:
+    node_id: str
+    name: str
 
 
-def _summary_to_dict(s: TensorSummary, buffers: list) -> dict:
-    d = dict(s.__dict__)
-    d["stats"] = _stats_to_dict(s.stats)
-    d["grad_stats"] = _stats_to_dict(s.grad_stats)
-    d["preview"] = _array_ref(s.preview, buffers)
-    d["grad_preview"] = _array_ref(s.grad_preview, buffers)
-    return d
+# --- replies and pushes (kernel -> window) -----------------------------------------------
+
+@dataclass
+class Hello:
+    version: int
+    pid: int
+    python: str
+    torch: str
 
 
-def _summary_from_dict(d: dict, buffers: list) -> TensorSummary:
-    d = dict(d)
-    d["stats"] = _stats_from_dict(d["stats"])
-    d["grad_stats"] = _stats_from_dict(d["grad_stats"])
-    d["preview"] = _array_from(d["preview"], buffers)
-    d["grad_preview"] = _array_from(d["grad_preview"], buffers)
-    return TensorSummary(**d)
+@dataclass
+class ValuesReply:
+    node_id: str
+    values: TensorValues | None  # None: the tensor is gone
 
 
-def _info_to_dict(g: GradInfo | None) -> dict | None:
-    return None if g is None else {k: json_safe(v) for k, v in g.__dict__.items()}
+@dataclass
+class ErrorReply:
+    """The kernel side failed on a request (a bug in Torchscope, not in the script)."""
+    request: str
+    message: str
+    traceback: str = ""
 
 
-def _info_from_dict(d: dict | None) -> GradInfo | None:
-    if d is None:
-        return None
-    return GradInfo(**{k: float(v) if k in ("norm", "min", "max") and isinstance(v, str) else v
-                       for k, v in d.items()})
+REPLY_TO = {RunRequest: RunResult, BackwardRequest: RunResult, ZeroGradsRequest: RunResult,
+            ValuesRequest: ValuesReply}
+TYPES = {t.__name__: t for t in (
+    RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, Hello, ValuesReply, ErrorReply,
+    RunResult, RunError, Graph, TensorNode, OpNode, SavedNode, Edge, TensorValues, Stats,
+    BackwardTrace, BackwardStep, GradInfo)}
+_FIELDS = {t: [f.name for f in dataclasses.fields(t)] for t in TYPES.values()}
 
 
-def trace_to_wire(trace: BackwardTrace | None) -> dict | None:
-    if trace is None:
-        return None
-    d = dict(trace.__dict__)
-    d.pop("keep_alive")
-    d["steps"] = [{**s.__dict__, "grad_outputs": [_info_to_dict(g) for g in s.grad_outputs],
-                   "grad_inputs": [_info_to_dict(g) for g in s.grad_inputs],
-                   "leaf_grad": _info_to_dict(s.leaf_grad)} for s in trace.steps]
-    return d
-
-
-def trace_from_wire(d: dict | None) -> BackwardTrace | None:
-    if d is None:
-        return None
-    d = dict(d)
-    d["steps"] = [BackwardStep(**{**s, "grad_outputs": [_info_from_dict(g) for g in s["grad_outputs"]],
-                                  "grad_inputs": [_info_from_dict(g) for g in s["grad_inputs"]],
-                                  "leaf_grad": _info_from_dict(s["leaf_grad"])}) for s in d["steps"]]
-    return BackwardTrace(**d)
-
-
-def encode_snapshot(snap: Snapshot, run_id: int) -> tuple[dict, list]:
+def encode(message, reply_to: str | None = None) -> tuple[dict, list]:
+    """(JSON-safe dict, buffers) for one message."""
     buffers: list = []
-    data = {
-        "type": "snapshot", "version": PROTOCOL_VERSION, "run_id": run_id,
-        "graph": graph_to_dict(snap.graph) if snap.graph is not None else None,
-        "summaries": {k: _summary_to_dict(s, buffers) for k, s in snap.summaries.items()},
-        "stdout": snap.stdout, "stderr": snap.stderr,
-        "error": dict(snap.error.__dict__) if snap.error else None,
-        "timings": snap.timings,
-        "backward": trace_to_wire(snap.backward),
-        "explanation": snap.explanation,
-        "grad_history": {k: [_info_to_dict(g) for g in v] for k, v in snap.grad_history.items()},
-    }
-    return data, buffers
+    return {"version": PROTOCOL_VERSION, "reply_to": reply_to,
+            "body": _encode(message, buffers)}, buffers
 
 
-def decode_snapshot(data: dict, buffers: list) -> tuple[int, Snapshot]:
-    if data.get("type") != "snapshot":
-        raise ProtocolError(f"not a snapshot message: {data.get('type')!r}")
-    if data.get("version") != PROTOCOL_VERSION:
-        raise ProtocolError(f"kernel speaks protocol {data.get('version')}, "
-                            f"the app speaks {PROTOCOL_VERSION}")
-    snap = Snapshot(
-        graph=graph_from_dict(data["graph"]) if data["graph"] is not None else None,
-        summaries={k: _summary_from_dict(s, buffers) for k, s in data["summaries"].items()},
-        stdout=data["stdout"], stderr=data["stderr"],
-        error=RunError(**data["error"]) if data["error"] else None,
-        timings=data["timings"],
-        backward=trace_from_wire(data.get("backward")),
-        explanation=data.get("explanation", ""),
-        grad_history={k: [_info_from_dict(g) for g in v]
-                      for k, v in data.get("grad_history", {}).items()})
-    return data["run_id"], snap
+def decode(data: dict, buffers: list) -> tuple[object, str | None]:
+    """(message, the msg_id of the request it answers or None). Raises ProtocolError
+    for another protocol version or anything that is not one of TYPES."""
+    if not isinstance(data, dict) or data.get("version") != PROTOCOL_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise ProtocolError(f"the kernel speaks protocol {version}, the window speaks "
+                            f"{PROTOCOL_VERSION}")
+    try:
+        return _decode(data["body"], buffers), data.get("reply_to")
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"a malformed message: {exc!r}") from None
 
 
-def encode_summary(node_id: str, summary: TensorSummary, run_id: int) -> tuple[dict, list]:
-    """The full summary of one tensor, sent when the inspector asks for it."""
-    buffers: list = []
-    return {"type": "summary", "version": PROTOCOL_VERSION, "run_id": run_id,
-            "node_id": node_id, "summary": _summary_to_dict(summary, buffers)}, buffers
+def _encode(v, buffers: list):
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else {"$float": repr(v)}
+    t = type(v)
+    if t in _FIELDS:
+        out = {"$type": t.__name__}
+        for name in _FIELDS[t]:
+            out[name] = _encode(getattr(v, name), buffers)
+        return out
+    if isinstance(v, np.ndarray):
+        arr = np.ascontiguousarray(v)  # at least 1-d: the shape comes from `v`
+        buffers.append(memoryview(arr).cast("B") if arr.size else b"")
+        return {"$array": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(v.shape)}
+    if isinstance(v, (list, tuple)):
+        return [_encode(x, buffers) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _encode(x, buffers) for k, x in v.items()}
+    if isinstance(v, complex):
+        return {"$complex": [_encode(v.real, buffers), _encode(v.imag, buffers)]}
+    if isinstance(v, np.generic):
+        return _encode(v.item(), buffers)
+    raise ProtocolError(f"cannot send a {t.__name__}")
 
 
-def decode_summary(data: dict, buffers: list) -> tuple[int, str, TensorSummary]:
-    if data.get("type") != "summary":
-        raise ProtocolError(f"not a summary message: {data.get('type')!r}")
-    return data["run_id"], data["node_id"], _summary_from_dict(data["summary"], buffers)
+def _decode(v, buffers: list):
+    if isinstance(v, list):
+        return [_decode(x, buffers) for x in v]
+    if not isinstance(v, dict):
+        return v
+    if "$type" in v:
+        cls = TYPES.get(v["$type"])
+        if cls is None:
+            raise ProtocolError(f"unknown message type {v['$type']!r}")
+        return cls(**{name: _decode(v[name], buffers) for name in _FIELDS[cls] if name in v})
+    if "$array" in v:
+        dtype = np.dtype(v["dtype"])
+        if dtype.hasobject:
+            raise ProtocolError("object arrays are not accepted")
+        return np.frombuffer(bytes(buffers[v["$array"]]), dtype=dtype).reshape(v["shape"])
+    if "$float" in v:
+        return float(v["$float"])
+    if "$complex" in v:
+        return complex(*(_decode(x, buffers) for x in v["$complex"]))
+    return {k: _decode(x, buffers) for k, x in v.items()}

@@ -1,76 +1,106 @@
-"""Session: owns the Jupyter kernel that runs the user's code.
+"""Session: the supervisor of the Jupyter kernel that runs the user's code.
 
-It starts and supervises an ipykernel through qtconsole's QtKernelManager, sends
-each run as one execute request (`core.probe.run_and_send`), and turns the Comm
-messages the kernel sends back into Snapshots, emitted as Qt signals. A run that
-is still going when new code arrives is interrupted and replaced; a kernel that
-dies is restarted and the panels are told why. The panels never touch the kernel.
+The window never runs the user's code. `KernelProcess` starts an ipykernel through
+qtconsole's QtKernelManager; `Session` loads Torchscope's kernel side into it under
+a private module name, then talks to it with the typed messages of `core.protocol`
+over a Comm: each request is one comm message, answered by one reply tagged with the
+request's msg_id, dispatched here by type into Qt signals.
+
+The session is a state machine:
+
+    starting -> bootstrapping -> idle <-> running -> interrupting -> idle
+        any state -> restarting (the kernel died, or Restart) -> bootstrapping
+        restarting -> dead (it keeps dying)
+
+It is `idle` only once the bootstrap request has finished, and it interrupts only a
+request the kernel has announced it started (iopub `busy` with that request as
+parent), so an interrupt can never land inside the bootstrap.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("QT_API", "pyside6")
 
 from PySide6 import QtCore  # noqa: E402
-from qtconsole.manager import QtKernelManager  # noqa: E402
 
-from core.protocol import ProtocolError, decode_snapshot, decode_summary  # noqa: E402
+from core.model.run import RunResult  # noqa: E402
+from core.protocol import (BackwardRequest, ErrorReply, Hello, ProtocolError, RunRequest,  # noqa: E402
+                           ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BOOTSTRAP = "import core.probe as _ts_probe; _ts_probe.serve()"
+CORE_DIR = Path(__file__).resolve().parent.parent / "core"
+PRIVATE_NAME = "_torchscope_core"
+# Loads core/ under a private name (a user's own `core` package stays theirs) and
+# opens the Comm. The one piece of Python source the window ever sends.
+BOOTSTRAP = f"""
+def _torchscope_boot(path, name):
+    import importlib.util, sys
+    spec = importlib.util.spec_from_file_location(name, path + "/__init__.py",
+                                                  submodule_search_locations=[path])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(name + ".kernel.serve").serve()
+_torchscope_endpoint = _torchscope_boot({str(CORE_DIR)!r}, {PRIVATE_NAME!r})
+del _torchscope_boot
+"""
+STATUS_TEXT = {"stopped": "stopped", "starting": "starting kernel…", "bootstrapping": "loading torch…",
+               "idle": "ready", "running": "running…", "interrupting": "interrupting…",
+               "restarting": "restarting kernel…", "dead": "kernel dead", "broken": "kernel unusable"}
 
 
-class Session(QtCore.QObject):
-    status_changed = QtCore.Signal(str)  # "starting kernel…", "ready", "running…", …
-    snapshot_ready = QtCore.Signal(object)  # core.probe.Snapshot of the latest run
-    summary_ready = QtCore.Signal(str, object)  # node id, full TensorSummary (on request)
-    backward_ready = QtCore.Signal(object)  # Snapshot after a recorded backward or zero grads
-    kernel_event = QtCore.Signal(str)  # a sentence for the user: died, restarted, …
-    ready = QtCore.Signal()
+class KernelProcess(QtCore.QObject):
+    """A local ipykernel, started and watched by qtconsole's QtKernelManager."""
 
-    def __init__(self, parent: QtCore.QObject | None = None, filename: str = "<editor>"):
+    message = QtCore.Signal(dict)  # every iopub message
+    dying = QtCore.Signal()  # it died; the manager is restarting it
+    restarted = QtCore.Signal()  # restarted by the manager after dying
+    gave_up = QtCore.Signal()  # it kept dying; no more restarts
+
+    def __init__(self, parent=None):
         super().__init__(parent)
-        self.filename = filename
-        self.km: QtKernelManager | None = None
+        self.km = None
         self.kc = None
-        self.is_ready = False
-        self.status = "stopped"
-        self.run_id = 0
-        self.answered_run = 0  # the run whose snapshot was emitted last
-        self._inflight: str | None = None  # msg_id of the execute request under way
-        self._inflight_run = 0
-        self._inflight_kind = "run"  # "run", or "backward" for backward and zero-grads requests
-        self._inflight_answered = False  # its snapshot came: no need to interrupt it
-        self._queued_call: str | None = None  # a backward waiting for the run to finish
-        self._pending: str | None = None  # code waiting for the kernel
-        self._bootstrap_id: str | None = None
-        self.kernel_info: dict = {}
 
-    # --- lifecycle ------------------------------------------------------------
-    def start(self) -> None:
-        """Start the kernel; returns at once. `ready` fires once torch is imported."""
-        self._set_status("starting kernel…")
+    def start(self, cwd: str) -> None:
+        from qtconsole.manager import QtKernelManager
+
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(PROJECT_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         env["MPLBACKEND"] = "Agg"  # plt.show() in a script must not open a window
         self.km = QtKernelManager(kernel_name="python3")
-        self.km.start_kernel(env=env, cwd=str(PROJECT_ROOT))
+        self.km.start_kernel(env=env, cwd=cwd)
         self.km.kernel_restarted.connect(self._on_restarted)
         if self.km._restarter is not None:
             self.km._restarter.time_to_dead = 1.0
-            self.km._restarter.add_callback(self._on_dying, "restart")
-            self.km._restarter.add_callback(self._on_dead, "dead")
+            self.km._restarter.add_callback(self.dying.emit, "restart")
+            self.km._restarter.add_callback(self.gave_up.emit, "dead")
         self.kc = self.km.client()
         self.kc.start_channels()
         # Accept the kernel's Comm (qtconsole closes comms to unknown targets); its
-        # messages are read straight off the iopub channel below.
+        # messages are read straight off the iopub channel.
         self.kc.comm_manager.register_target("torchscope", lambda comm, msg: None)
-        self.kc.iopub_channel.message_received.connect(self._on_iopub)
-        self.kc.shell_channel.message_received.connect(self._on_shell)
-        self._bootstrap()
+        self.kc.iopub_channel.message_received.connect(self.message.emit)
+
+    def _on_restarted(self) -> None:
+        self.km.reset_autorestart_count()
+        self.restarted.emit()
+
+    def execute(self, code: str) -> str:
+        return self.kc.execute(code, silent=True, store_history=False, stop_on_error=False)
+
+    def send_comm(self, comm_id: str, data: dict, buffers: list) -> str:
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        msg["buffers"] = buffers
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def interrupt(self) -> None:
+        self.km.interrupt_kernel()
+
+    def restart(self) -> None:
+        self.km.restart_kernel(now=True)
 
     def shutdown(self) -> None:
         if self.kc is not None:
@@ -78,179 +108,244 @@ class Session(QtCore.QObject):
         if self.km is not None and self.km.has_kernel:
             self.km.stop_restarter()
             self.km.shutdown_kernel(now=True)
-        self.is_ready = False
-        self._set_status("stopped")
+
+
+@dataclass
+class Pending:
+    """A request sent to the kernel and not yet over."""
+    msg_id: str
+    request: object
+    run_id: int  # the run whose text it belongs to
+    started: bool = False  # the kernel said busy with it
+    answered: bool = False  # its reply came
+    stop_wanted: bool = False  # interrupt it as soon as it starts
+
+
+class Session(QtCore.QObject):
+    state_changed = QtCore.Signal(str)  # one of STATUS_TEXT's keys
+    ready = QtCore.Signal()  # bootstrapped: requests can go
+    run_result = QtCore.Signal(object)  # RunResult of the latest text
+    backward_result = QtCore.Signal(object)  # RunResult after Backward or Zero grads
+    values_ready = QtCore.Signal(str, object)  # node id, TensorValues (asked for)
+    event = QtCore.Signal(str)  # a sentence for the user: died, restarted, …
+
+    def __init__(self, kernel=None, parent: QtCore.QObject | None = None, filename: str = "<editor>",
+                 cwd: str | None = None):
+        super().__init__(parent)
+        self.kernel = kernel or KernelProcess(self)
+        self.kernel.message.connect(self._on_message)
+        self.kernel.dying.connect(self._on_dying)
+        self.kernel.restarted.connect(self._bootstrap)
+        self.kernel.gave_up.connect(self._on_gave_up)
+        self.filename = filename
+        self.cwd = cwd or str(Path.home())
+        self.state = "stopped"
+        self.hello: Hello | None = None
+        self.comm_id: str | None = None
+        self.run_id = 0  # the latest text
+        self.answered_run = 0  # the run whose result was emitted last
+        self.current: Pending | None = None
+        self.next_run: RunRequest | None = None  # the latest text, waiting for the kernel
+        self.queue: list[object] = []  # other requests, waiting behind the current one
+        self._bootstrap_id: str | None = None
+        self._bootstrap_error = ""
+
+    # --- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        """Start the kernel; returns at once. `ready` fires once torch is loaded."""
+        self._set_state("starting")
+        self.kernel.start(self.cwd)
+        self._bootstrap()
+
+    def shutdown(self) -> None:
+        self.kernel.shutdown()
+        self._forget_requests()
+        self._set_state("stopped")
 
     def restart(self) -> None:
         """Restart by the user's request: a fresh kernel, the editor text untouched."""
-        self._reset_runs()
-        self._set_status("restarting kernel…")
-        self.km.restart_kernel(now=True)
+        self._forget_requests()
+        self._set_state("restarting")
+        self.kernel.restart()
         self._bootstrap()
-        self.kernel_event.emit("Kernel restarted.")
+        self.event.emit("Kernel restarted.")
 
-    def kernel_pid(self) -> int | None:
-        return self.kernel_info.get("pid")
-
-    # --- runs -----------------------------------------------------------------
-    def run(self, code: str) -> int:
-        """Run `code` as soon as the kernel is free; a run under way is interrupted."""
-        self.run_id += 1
-        self._pending = code
-        if not self.is_ready:
-            return self.run_id
-        if self._inflight is None:
-            self._send_pending()
-        elif not self._inflight_answered:  # still running the old text: stop it
-            self.interrupt()
-        return self.run_id
-
-    def interrupt(self) -> None:
-        if self.km is not None and self._inflight is not None:
-            self.km.interrupt_kernel()
+    @property
+    def is_ready(self) -> bool:
+        return self.state in ("idle", "running", "interrupting")
 
     def is_running(self) -> bool:
-        return self._inflight is not None
+        return self.current is not None
 
-    def _send_pending(self) -> None:
-        code, self._pending = self._pending, None
-        if code is None:
-            return
-        self._inflight_run = self.run_id
-        self._inflight_answered = False
-        self._execute(f"_ts_probe.run_and_send({code!r}, {self.run_id}, {self.filename!r})", "run")
+    def kernel_pid(self) -> int | None:
+        return self.hello.pid if self.hello else None
 
-    def _execute(self, call: str, kind: str) -> None:
-        self._inflight_kind = kind
-        self._inflight = self.kc.execute(call, silent=True, store_history=False,
-                                         stop_on_error=False)
-        self._set_status("running…")
+    # --- requests ------------------------------------------------------------------
+    def run(self, code: str) -> int:
+        """Run `code` as soon as the kernel is free; a request under way is interrupted."""
+        self.run_id += 1
+        self.next_run = RunRequest(code, self.filename)
+        self.queue.clear()  # Backward and values were for the old text
+        if self.current is not None and not self.current.answered:
+            self.interrupt()
+        self._send_next()
+        return self.run_id
 
     def backward(self, root: str, gradient: str = "", retain_graph: bool = False,
                  create_graph: bool = False, zero_first: bool = False) -> bool:
-        """Recorded backward() on a tensor of the last run (queued behind a run that
-        has already answered); False while the script is still running."""
-        return self._after_run(f"_ts_probe.backward_and_send({self.run_id}, {root!r}, {gradient!r}, "
-                               f"{retain_graph}, {create_graph}, {zero_first})")
+        """Recorded backward() on a tensor of the last run; False while the graph on
+        screen is not the current text's (the script is still running)."""
+        return self._after_run(BackwardRequest(root, gradient, retain_graph, create_graph, zero_first))
 
     def zero_grads(self) -> bool:
-        return self._after_run(f"_ts_probe.zero_grads_and_send({self.run_id})")
+        return self._after_run(ZeroGradsRequest())
 
-    def _after_run(self, call: str) -> bool:
-        if not self.is_ready or self._pending is not None or self.answered_run != self.run_id:
+    def request_values(self, node_id: str, name: str) -> None:
+        """Ask for the full statistics of a big tensor of the last run."""
+        if self.is_ready and self.answered_run == self.run_id:
+            self.queue.append(ValuesRequest(node_id, name))
+            self._send_next()
+
+    def _after_run(self, request) -> bool:
+        if not self.is_ready or self.next_run is not None or self.answered_run != self.run_id:
             return False
-        if self._inflight is not None:
-            if not self._inflight_answered:
-                return False
-            self._queued_call = call
-            return True
-        self._inflight_run = self.run_id
-        self._execute(call, "backward")
+        self.queue.append(request)
+        self._send_next()
         return True
+
+    def interrupt(self) -> None:
+        """Stop the request under way: now if the kernel has started it, else as soon
+        as it does."""
+        if self.current is None:
+            return
+        if self.current.started:
+            if self.state != "interrupting":
+                self._set_state("interrupting")
+                self.kernel.interrupt()
+        else:
+            self.current.stop_wanted = True
+
+    def _send_next(self) -> None:
+        if self.state != "idle" or self.current is not None:
+            return
+        if self.next_run is not None:
+            request, self.next_run = self.next_run, None
+        elif self.queue:
+            request = self.queue.pop(0)
+        else:
+            return
+        data, buffers = encode(request)
+        msg_id = self.kernel.send_comm(self.comm_id, data, buffers)
+        self.current = Pending(msg_id, request, self.run_id)
+        self._set_state("running")
 
     # --- kernel messages ------------------------------------------------------
     def _bootstrap(self) -> None:
-        self.is_ready = False
-        self._bootstrap_id = self.kc.execute(BOOTSTRAP, silent=True, store_history=False)
+        self._forget_requests()
+        self.hello, self.comm_id, self._bootstrap_error = None, None, ""
+        self._set_state("bootstrapping")
+        self._bootstrap_id = self.kernel.execute(BOOTSTRAP)
 
-    def _on_iopub(self, msg: dict) -> None:
+    def _on_message(self, msg: dict) -> None:
         kind = msg["header"]["msg_type"]
         content = msg.get("content", {})
-        if (kind == "status" and content.get("execution_state") == "idle"
-                and msg["parent_header"].get("msg_id") == self._inflight):
-            # The request is over. (An interrupt that lands just after the user's code
-            # can make the kernel drop its execute_reply, but never this message.)
-            self._finish_inflight(ok=True)
+        parent = msg.get("parent_header", {}).get("msg_id")
+        if kind == "status":
+            self._on_status(content.get("execution_state"), parent)
         elif kind == "comm_open" and content.get("target_name") == "torchscope":
-            self.kernel_info = content.get("data", {})
-            self.is_ready = True
-            self._set_status("ready")
-            self.ready.emit()
-            if self._pending is not None:
-                self._send_pending()
-        elif kind == "comm_msg":
-            self._on_comm_msg(content.get("data", {}), msg.get("buffers") or [])
-        elif kind == "error" and msg["parent_header"].get("msg_id") == self._bootstrap_id:
-            self.kernel_event.emit("The kernel could not load Torchscope's probe: "
-                                   + content.get("evalue", ""))
+            self._on_hello(content)
+        elif kind == "comm_msg" and content.get("comm_id") == self.comm_id:
+            self._on_reply(content.get("data", {}), msg.get("buffers") or [])
+        elif kind == "error" and parent == self._bootstrap_id:
+            self._bootstrap_error = f"{content.get('ename', '')}: {content.get('evalue', '')}"
 
-    def _on_comm_msg(self, data: dict, buffers: list) -> None:
+    def _on_status(self, state: str | None, parent: str | None) -> None:
+        current = self.current
+        if state == "busy" and current is not None and parent == current.msg_id:
+            current.started = True
+            if current.stop_wanted:
+                self.interrupt()
+        elif state == "idle" and parent is not None and parent == self._bootstrap_id:
+            self._bootstrap_id = None
+            self._bootstrap_done()
+        elif state == "idle" and current is not None and parent == current.msg_id:
+            self._finish()
+
+    def _on_hello(self, content: dict) -> None:
         try:
-            if data.get("type") == "summary":
-                run_id, node_id, summary = decode_summary(data, buffers)
-                if run_id == self.answered_run:
-                    self.summary_ready.emit(node_id, summary)
-                return
-            run_id, snap = decode_snapshot(data, buffers)
-        except (ProtocolError, KeyError, TypeError) as exc:
-            self.kernel_event.emit(f"Could not read the kernel's answer: {exc}")
+            hello, _ = decode(content.get("data", {}), [])
+        except ProtocolError as exc:
+            self._bootstrap_error = str(exc)
             return
-        if run_id == self._inflight_run:
-            self._inflight_answered = True
-        if run_id != self.run_id:
-            return
-        if self._inflight_kind == "backward":
-            self.backward_ready.emit(snap)
-        else:
-            self.answered_run = run_id
-            self.snapshot_ready.emit(snap)
+        if isinstance(hello, Hello):
+            self.hello, self.comm_id = hello, content.get("comm_id")
 
-    def request_summary(self, node_id: str, name: str) -> None:
-        """Ask for the full statistics of a big tensor of the last run."""
-        if self.is_ready:
-            self.kc.execute(f"_ts_probe.send_summary({node_id!r}, {name!r}, {self.answered_run})",
-                            silent=True, store_history=False, stop_on_error=False)
+    def _bootstrap_done(self) -> None:
+        if self.comm_id is None:
+            self._set_state("broken")
+            self.event.emit("The kernel could not load Torchscope's kernel side"
+                            + (f": {self._bootstrap_error}" if self._bootstrap_error else "")
+                            + ". Use Kernel → Restart to try again.")
+            return
+        self._set_state("idle")
+        self.ready.emit()
+        self._send_next()
 
-    def _on_shell(self, msg: dict) -> None:
-        if msg["header"]["msg_type"] != "execute_reply":
+    def _on_reply(self, data: dict, buffers: list) -> None:
+        try:
+            reply, reply_to = decode(data, buffers)
+        except ProtocolError as exc:
+            self.event.emit(f"Could not read the kernel's answer: {exc}")
             return
-        if msg["parent_header"].get("msg_id") != self._inflight:
-            return
-        self._finish_inflight(ok=msg["content"].get("status") == "ok")
+        pending = self.current
+        if pending is None or reply_to != pending.msg_id:
+            return  # an answer to a request forgotten by a restart
+        pending.answered = True
+        latest = pending.run_id == self.run_id
+        if isinstance(reply, ErrorReply):
+            if reply.message.startswith("KeyboardInterrupt"):
+                if latest and self.next_run is None:
+                    self.event.emit("Run stopped.")
+            else:
+                self.event.emit(f"Torchscope's kernel side failed on {reply.request}: {reply.message}")
+        elif isinstance(reply, ValuesReply):
+            if pending.run_id == self.answered_run and reply.values is not None:
+                self.values_ready.emit(reply.node_id, reply.values)
+        elif isinstance(reply, RunResult) and latest:
+            if isinstance(pending.request, RunRequest):
+                self.answered_run = pending.run_id
+                self.run_result.emit(reply)
+            else:
+                self.backward_result.emit(reply)
 
-    def _finish_inflight(self, ok: bool) -> None:
-        if self._inflight is None:
-            return
-        self._inflight = None
-        if not ok and self._inflight_run == self.run_id and self._pending is None:
-            # Interrupted outside the user's code (between runs): nothing to show.
-            self.kernel_event.emit("Run stopped.")
-        if self._pending is not None:
-            self._queued_call = None  # it was for the old text
-            self._send_pending()
-        elif self._queued_call is not None:
-            call, self._queued_call = self._queued_call, None
-            self._inflight_run = self.run_id
-            self._execute(call, "backward")
-        else:
-            self._set_status("ready")
+    def _finish(self) -> None:
+        pending, self.current = self.current, None
+        if (not pending.answered and pending.run_id == self.run_id and self.next_run is None
+                and isinstance(pending.request, RunRequest)):
+            self.event.emit("Run stopped.")  # interrupted outside the user's code
+        self._set_state("idle")
+        self._send_next()
 
     def _on_dying(self) -> None:
-        self._set_status("restarting kernel…")
-        was_running = self._inflight is not None
-        self._reset_runs()
-        self.kernel_event.emit(
+        was_running = self.current is not None and isinstance(self.current.request, RunRequest)
+        self._forget_requests()
+        self._set_state("restarting")
+        self.event.emit(
             "The kernel died" + (" while running your code" if was_running else "")
             + " (a crash, os._exit, or out of memory). Restarting it; your text is safe. "
             "Press Ctrl+Enter to run again.")
 
-    def _on_restarted(self) -> None:
-        self.km.reset_autorestart_count()
-        self._bootstrap()
-        self.kernel_event.emit("Kernel restarted.")
+    def _on_gave_up(self) -> None:
+        self._set_state("dead")
+        self.event.emit("The kernel keeps dying and was not restarted again. "
+                        "Use Kernel → Restart to try once more.")
 
-    def _on_dead(self) -> None:
-        self.is_ready = False
-        self._set_status("kernel dead")
-        self.kernel_event.emit("The kernel keeps dying and was not restarted again. "
-                               "Use Kernel → Restart to try once more.")
+    def _forget_requests(self) -> None:
+        self.current = None
+        self.next_run = None
+        self.queue.clear()
 
-    def _reset_runs(self) -> None:
-        self._inflight = None
-        self._pending = None
-        self._queued_call = None
-        self.is_ready = False
-
-    def _set_status(self, text: str) -> None:
-        self.status = text
-        self.status_changed.emit(text)
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)

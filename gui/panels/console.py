@@ -5,27 +5,37 @@ import html
 
 from PySide6 import QtGui, QtWidgets
 
+from core.labels import run_error_details
+from gui import theme
+
 
 class ConsolePanel(QtWidgets.QTextEdit):
-    def __init__(self, parent=None):
+    def __init__(self, states, actions=None, parent=None):
         super().__init__(parent)
+        self.run, self.theme = states.run, states.theme
         self.setReadOnly(True)
-        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont)
-        font.setPointSize(11)
-        self.setFont(font)
         self.setPlaceholderText("Output of your script (print, warnings, errors) appears here.")
+        self.run.output_changed.connect(self.show_run)
+        states.kernel.event.connect(self.add_event)
+        self.theme.changed.connect(self._on_theme)
+        self._on_theme()
 
-    def show_run(self, stdout: str, stderr: str, error_text: str = "") -> None:
+    def _on_theme(self) -> None:
+        self.setFont(theme.monospace(self.theme.points(theme.OUTPUT_POINTS)))
+
+    def show_run(self) -> None:
         """Replace the pane with the output of the latest run."""
+        run = self.run
         parts = []
-        if stdout:
-            parts.append(f"<pre style='margin:0'>{html.escape(stdout)}</pre>")
-        if stderr:
-            parts.append(f"<pre style='margin:0; color:#a04000'>{html.escape(stderr)}</pre>")
-        if error_text:
-            parts.append(f"<pre style='margin:0; color:#b71c1c'><b>{html.escape(error_text)}</b></pre>")
+        if run.stdout:
+            parts.append(f"<pre style='margin:0'>{html.escape(run.stdout)}</pre>")
+        if run.stderr:
+            parts.append(f"<pre style='margin:0; color:{theme.STDERR}'>{html.escape(run.stderr)}</pre>")
+        if run.error is not None:
+            parts.append(f"<pre style='margin:0; color:{theme.ERROR}'><b>"
+                         f"{html.escape(run_error_details(run.error))}</b></pre>")
         self.setHtml("".join(parts))
         self.moveCursor(QtGui.QTextCursor.End)
 
     def add_event(self, text: str) -> None:
-        self.append(f"<p style='color:#1565c0'><i>{html.escape(text)}</i></p>")
+        self.append(f"<p style='color:{theme.EVENT}'><i>{html.escape(text)}</i></p>")

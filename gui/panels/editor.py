@@ -24,17 +24,18 @@ import re
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-DEFAULT_POINT_SIZE = 13
+from gui import theme
+
+DEFAULT_POINT_SIZE = theme.EDITOR_POINTS
 MIN_POINT_SIZE = 6
 MAX_POINT_SIZE = 72
 INDENT = "    "
 
-# Colours chosen for contrast on a white background seen through a projector.
-CURRENT_LINE_COLOR = QtGui.QColor("#eef3fb")
-ERROR_COLOR = QtGui.QColor("#d32f2f")
-GUTTER_BACKGROUND = QtGui.QColor("#f3f3f3")
-GUTTER_TEXT = QtGui.QColor("#9a9a9a")
-GUTTER_CURRENT_TEXT = QtGui.QColor("#333333")
+CURRENT_LINE_COLOR = QtGui.QColor(theme.EDITOR_CURRENT_LINE)
+ERROR_COLOR = QtGui.QColor(theme.EDITOR_ERROR)
+GUTTER_BACKGROUND = QtGui.QColor(theme.GUTTER_BACKGROUND)
+GUTTER_TEXT = QtGui.QColor(theme.GUTTER_TEXT)
+GUTTER_CURRENT_TEXT = QtGui.QColor(theme.GUTTER_CURRENT_TEXT)
 
 
 def _char_format(color: str, bold: bool = False, italic: bool = False) -> QtGui.QTextCharFormat:
@@ -62,14 +63,14 @@ class PythonHighlighter(QtGui.QSyntaxHighlighter):
     _STATE_OF_QUOTE = {'"""': IN_TRIPLE_DOUBLE, "'''": IN_TRIPLE_SINGLE}
     _QUOTE_OF_STATE = {IN_TRIPLE_DOUBLE: '"""', IN_TRIPLE_SINGLE: "'''"}
 
-    KEYWORD = _char_format("#0033b3", bold=True)
-    BUILTIN = _char_format("#7a3e9d")
-    SELF = _char_format("#94558d", italic=True)
-    NUMBER = _char_format("#1750eb")
-    DECORATOR = _char_format("#9e6a03")
-    DEFINITION = _char_format("#00627a", bold=True)
-    STRING = _char_format("#067d17")
-    COMMENT = _char_format("#8c8c8c", italic=True)
+    KEYWORD = _char_format(*theme.SYNTAX["keyword"])
+    BUILTIN = _char_format(*theme.SYNTAX["builtin"])
+    SELF = _char_format(*theme.SYNTAX["self"])
+    NUMBER = _char_format(*theme.SYNTAX["number"])
+    DECORATOR = _char_format(*theme.SYNTAX["decorator"])
+    DEFINITION = _char_format(*theme.SYNTAX["definition"])
+    STRING = _char_format(*theme.SYNTAX["string"])
+    COMMENT = _char_format(*theme.SYNTAX["comment"])
 
     _WORD_RULES = [
         (re.compile(r"\b(?:%s)\b" % "|".join(keyword.kwlist)), KEYWORD),
@@ -176,8 +177,11 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
     interrupt_requested = QtCore.Signal()
     escape_pressed = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None,
+                 document: QtGui.QTextDocument | None = None) -> None:
         super().__init__(parent)
+        if document is not None:
+            self.setDocument(document)
         self._error_line: int | None = None
         self._error_message = ""
         self.line_number_area = LineNumberArea(self)
@@ -517,21 +521,24 @@ class FindBar(QtWidgets.QWidget):
 
 
 class EditorPanel(QtWidgets.QWidget):
-    """The editor as the main window docks it: a CodeEditor with a FindBar below.
+    """The editor as the main window docks it: a CodeEditor on the script's
+    document (`ScriptState`), with a FindBar below.
 
     ``text_edited`` fires only for the user's changes (typing, paste, undo), never for
     ``set_text``, so loading a saved script does not trigger a run by itself.
+    Ctrl+Enter runs, Esc (or Ctrl+C with nothing selected) interrupts, through actions.
     """
 
     text_edited = QtCore.Signal()
     run_requested = QtCore.Signal()
     interrupt_requested = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, states, actions, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._setting_text = False
+        self.script = states.script
+        self.theme = states.theme
 
-        self.editor = CodeEditor(self)
+        self.editor = CodeEditor(self, document=self.script.document)
         self.find_bar = FindBar(self.editor, self)
         self.find_bar.hide()
 
@@ -541,46 +548,46 @@ class EditorPanel(QtWidgets.QWidget):
         layout.addWidget(self.editor, 1)
         layout.addWidget(self.find_bar)
 
-        self.editor.document().contentsChanged.connect(self._on_contents_changed)
+        self.script.edited.connect(self.text_edited)
+        self.script.error_changed.connect(self._on_error)
+        self.theme.changed.connect(self._on_theme)
         self.editor.run_requested.connect(self.run_requested)
         self.editor.interrupt_requested.connect(self.interrupt_requested)
         self.editor.escape_pressed.connect(self._on_escape)
+        if actions is not None:
+            self.run_requested.connect(actions.run_now)
+            self.interrupt_requested.connect(actions.interrupt)
+            actions.goto_line.connect(self.goto_line)
 
         find = QtGui.QShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Find), self)
         find.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.show_find)
+        self._on_theme()
 
     def text(self) -> str:
-        return self.editor.toPlainText()
+        return self.script.text()
 
     def set_text(self, text: str) -> None:
-        """Replaces the whole script without emitting ``text_edited``.
+        """Replaces the whole script without emitting ``text_edited`` (one undo step)."""
+        self.script.set_text(text)
+        cursor = self.editor.textCursor()
+        cursor.movePosition(QtGui.QTextCursor.MoveOperation.Start)
+        self.editor.setTextCursor(cursor)
 
-        If the editor held text, the replacement is one undo step, so Ctrl+Z brings
-        back what the user had typed (nothing the user typed is ever lost). If it was
-        empty (restoring the saved script at startup) the undo history starts fresh,
-        so Ctrl+Z cannot blank the restored script.
-        """
-        self._setting_text = True
-        try:
-            if self.editor.document().isEmpty():
-                self.editor.setPlainText(text)
-            else:
-                cursor = QtGui.QTextCursor(self.editor.document())
-                cursor.beginEditBlock()
-                cursor.select(QtGui.QTextCursor.SelectionType.Document)
-                cursor.insertText(text)
-                cursor.endEditBlock()
-                cursor.movePosition(QtGui.QTextCursor.MoveOperation.Start)
-                self.editor.setTextCursor(cursor)
-        finally:
-            self._setting_text = False
+    def _on_error(self) -> None:
+        if self.script.error_line is None:
+            self.editor.clear_error()
+        else:
+            self.editor.set_error(self.script.error_line, self.script.error_message)
+
+    def _on_theme(self) -> None:
+        self.editor.set_font_size(self.theme.points(DEFAULT_POINT_SIZE))
 
     def set_error(self, line: int, message: str) -> None:
-        self.editor.set_error(line, message)
+        self.script.set_error(line, message)
 
     def clear_error(self) -> None:
-        self.editor.clear_error()
+        self.script.set_error(None)
 
     def error_line(self) -> int | None:
         return self.editor.error_line()
@@ -595,10 +602,6 @@ class EditorPanel(QtWidgets.QWidget):
         self.editor.setTextCursor(cursor)
         self.editor.centerCursor()
         self.editor.setFocus()
-
-    def _on_contents_changed(self) -> None:
-        if not self._setting_text:
-            self.text_edited.emit()
 
     def _on_escape(self) -> None:
         if self.find_bar.isVisible():

@@ -1,64 +1,40 @@
-"""The graph panel: draws a core Graph at the positions core.layout gives.
+"""The graph panel: draws the run's Graph at the positions core.layout gives.
 
 `GraphScene` is the drawing (also used by the headless SVG/PNG export, so a file
 shows exactly what the window shows); `GraphPanel` is the view with its toolbar:
-zoom, pan, fit, search, saved tensors on/off. It does no tensor math and no
-layout of its own.
+zoom, pan, fit, search, saved tensors on/off. It draws from the state objects
+(the run's graph, the selection, the backward step, the view options, the theme)
+and does no tensor math. Big graphs and Graphviz are laid out off the GUI thread.
 """
 from __future__ import annotations
 
-import subprocess
-
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.graph import Graph
 from core.hooks import HOOKS
-from core.style import LEGEND, RETAINS_GRAD_BORDER, STYLE, style_of
-from core.layout import (CHAR_W, LINE_H, PAD_Y, Layout, dot_available, layout_graph, layout_with_dot,
-                         node_lines, positions_by_key)
+from core.labels import badge_text, node_lines, node_tooltip, run_error_text
+from core.layout import (DEFAULT_METRICS, Layout, Metrics, dot_available, layout_graph,
+                         layout_with_dot, positions_by_key)
+from core.model.graph import Graph
+from core.style import style_of
+from gui import theme
+from gui.layout_worker import LayoutWorker
 
-EDGE_COLOUR = "#555555"
-SELECT_COLOUR = "#e53935"
+SYNC_LAYOUT_LIMIT = 400  # nodes; bigger graphs are laid out in the worker
 DOT_NODE_LIMIT = 1500  # past this, dot takes seconds: the built-in layout is used instead
 MAX_FIT_ZOOM = 1.8
-
-
-def tooltip_of(node) -> str:
-    if node.kind == "op":
-        return f"{node.name}\nautograd node (grad_fn)"
-    if node.kind == "saved":
-        state = "freed by backward()" if node.freed else f"shape {tuple(node.shape)}, {node.dtype}"
-        return f"saved tensor '{node.name}'\n{state}"
-    return "\n".join([
-        node.name or "(unnamed leaf)", f"shape {tuple(node.shape)}", f"dtype {node.dtype}",
-        f"device {node.device}", f"requires_grad {node.requires_grad}", f"is_leaf {node.is_leaf}",
-        f"grad_fn {node.grad_fn}", f"retains_grad {node.retains_grad}"]
-        + ([f"cut off from the graph by {node.cut}: no history"] if node.cut else []))
-
-
-def node_font() -> QtGui.QFont:
-    """A monospace font whose advance fits core.layout's CHAR_W."""
-    font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont)
-    font.setStyleHint(QtGui.QFont.Monospace)
-    size = 14
-    while size > 6:
-        font.setPixelSize(size)
-        if QtGui.QFontMetricsF(font).horizontalAdvance("M") <= CHAR_W:
-            break
-        size -= 1
-    return font
 
 
 class NodeItem(QtWidgets.QGraphicsItem):
     """One node: a rounded box with its label lines. Painted by hand (cheap for 3,000)."""
 
-    def __init__(self, node, box, font: QtGui.QFont):
+    def __init__(self, node, box, font: QtGui.QFont, metrics: Metrics):
         super().__init__()
         self.node = node
         self.lines = node_lines(node)
         self.rect = QtCore.QRectF(-box.w / 2, -box.h / 2, box.w, box.h)
         self.font = font
-        fill, border = STYLE[style_of(node)]
+        self.metrics = metrics
+        fill, border = theme.STYLE[style_of(node)]
         self.fill = QtGui.QColor(fill)
         self.border = QtGui.QColor(border)
         self.setPos(box.x, box.y)
@@ -69,7 +45,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
 
     def hoverEnterEvent(self, event) -> None:
         if not self.toolTip():  # built on first hover: 3,000 nodes need not pay for it
-            self.setToolTip(tooltip_of(self.node))
+            self.setToolTip(node_tooltip(self.node))
         super().hoverEnterEvent(event)
 
     def boundingRect(self) -> QtCore.QRectF:
@@ -79,11 +55,11 @@ class NodeItem(QtWidgets.QGraphicsItem):
         node = self.node
         pen = QtGui.QPen(self.border, 1.6)
         if node.kind == "tensor" and node.retains_grad:
-            pen = QtGui.QPen(QtGui.QColor(RETAINS_GRAD_BORDER), 3.2)
+            pen = QtGui.QPen(QtGui.QColor(theme.RETAINS_GRAD_BORDER), 3.2)
         if (node.kind == "saved" and node.freed) or (node.kind == "tensor" and node.cut):
             pen.setStyle(QtCore.Qt.DashLine)
         if self.isSelected():
-            pen = QtGui.QPen(QtGui.QColor(SELECT_COLOUR), 3.5)
+            pen = QtGui.QPen(QtGui.QColor(theme.SELECTED), 3.5)
         painter.setPen(pen)
         painter.setBrush(self.fill)
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
@@ -93,8 +69,9 @@ class NodeItem(QtWidgets.QGraphicsItem):
         radius = 14 if node.kind == "op" else 5
         painter.drawRoundedRect(self.rect, radius, radius)
         painter.setFont(self.font)
-        painter.setPen(QtGui.QColor("#111111"))
-        top = self.rect.top() + PAD_Y
+        painter.setPen(QtGui.QColor(theme.TEXT))
+        top = self.rect.top() + self.metrics.pad_y
+        line_h = self.metrics.line_h
         for i, line in enumerate(self.lines):
             if self.hide_grad and line.startswith("grad "):
                 line = "grad …"
@@ -104,7 +81,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
                 painter.setFont(bold)
             elif i == 1:
                 painter.setFont(self.font)
-            r = QtCore.QRectF(self.rect.left(), top + i * LINE_H, self.rect.width(), LINE_H)
+            r = QtCore.QRectF(self.rect.left(), top + i * line_h, self.rect.width(), line_h)
             painter.drawText(r, QtCore.Qt.AlignCenter, line)
 
 
@@ -125,9 +102,11 @@ def add_edge(path: QtGui.QPainterPath, src, dst) -> None:
 class GraphScene(QtWidgets.QGraphicsScene):
     """The drawing of one Graph at one Layout."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, font: QtGui.QFont | None = None,
+                 metrics: Metrics = DEFAULT_METRICS):
         super().__init__(parent)
-        self.font = node_font()
+        self.font = font or theme.Theme().graph_font()
+        self.metrics = metrics
         self.items_by_id: dict[str, NodeItem] = {}
         self.setBackgroundBrush(QtGui.QColor("white"))
         self.setItemIndexMethod(QtWidgets.QGraphicsScene.NoIndex)
@@ -136,7 +115,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.clear()
         self.items_by_id = {}
         for node in graph.nodes:
-            item = NodeItem(node, layout.boxes[node.id], self.font)
+            item = NodeItem(node, layout.boxes[node.id], self.font, self.metrics)
             self.addItem(item)
             self.items_by_id[node.id] = item
         # All edges in one path item: 4,000 items would cost more to build and clear.
@@ -145,7 +124,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         for e in graph.edges:
             if e.src in boxes and e.dst in boxes:
                 add_edge(edges, boxes[e.src], boxes[e.dst])
-        self.edges_item = self.addPath(edges, QtGui.QPen(QtGui.QColor(EDGE_COLOUR), 1.4))
+        self.addPath(edges, QtGui.QPen(QtGui.QColor(theme.EDGE), 1.4))
         rect = QtCore.QRectF()
         if boxes:
             left = min(b.x - b.w / 2 for b in boxes.values())
@@ -160,15 +139,15 @@ class StepOverlay:
     """The drawing of one backward step on top of a GraphScene: the node being
     run, the edges its gradient leaves by, and each reached node's gradient."""
 
-    ACTIVE = "#ff6d00"
-    DONE = "#ffb74d"
-
     def __init__(self, scene: "GraphScene"):
         self.scene = scene
         self.items: list[QtWidgets.QGraphicsItem] = []
-        self.font = QtGui.QFont(scene.font)
+        self.set_font(scene.font)
+
+    def set_font(self, font: QtGui.QFont) -> None:
+        self.font = QtGui.QFont(font)
         self.font.setBold(True)
-        self.font.setPixelSize(max(9, scene.font.pixelSize() - 1))
+        self.font.setPixelSize(max(9, font.pixelSize() - 1))
 
     def clear(self) -> None:
         for item in self.items:
@@ -187,8 +166,8 @@ class StepOverlay:
             if item is not None:
                 item.hide_grad = True
                 item.update()
-        for edges, colour, width in ((view.done_edges, self.DONE, 3.0),
-                                     (view.active_edges, self.ACTIVE, 5.0)):
+        for edges, colour, width in ((view.done_edges, theme.STEP_DONE, 3.0),
+                                     (view.active_edges, theme.STEP_ACTIVE, 5.0)):
             path = QtGui.QPainterPath()
             for src, dst in edges:
                 if src in boxes and dst in boxes:
@@ -202,22 +181,24 @@ class StepOverlay:
         if view.current in boxes:
             b = boxes[view.current]
             ring = self.scene.addRect(QtCore.QRectF(b.x - b.w / 2 - 6, b.y - b.h / 2 - 6, b.w + 12, b.h + 12),
-                                      QtGui.QPen(QtGui.QColor(self.ACTIVE), 4),
-                                      QtGui.QBrush(QtGui.QColor(255, 109, 0, 60)))
+                                      QtGui.QPen(QtGui.QColor(theme.STEP_ACTIVE), 4),
+                                      QtGui.QBrush(QtGui.QColor(*theme.STEP_RING_FILL)))
             ring.setZValue(0.8)
             self.items.append(ring)
-        for node_id, text in view.badges.items():
+        for node_id, badge in view.badges.items():
             if node_id in boxes:
-                self.items.append(self._badge(boxes[node_id], text, node_id == view.current))
+                self.items.append(self._badge(boxes[node_id], badge, node_id == view.current))
 
-    def _badge(self, box, text: str, current: bool) -> QtWidgets.QGraphicsItem:
+    def _badge(self, box, badge, current: bool) -> QtWidgets.QGraphicsItem:
+        text = badge_text(badge)
         label = QtWidgets.QGraphicsSimpleTextItem(text)
         label.setFont(self.font)
-        quiet = text.startswith("grad not kept")
-        label.setBrush(QtGui.QColor("#bf360c" if current else "#9e9e9e" if quiet else "#6d4c41"))
+        colour = (theme.BADGE_TEXT_CURRENT if current else
+                  theme.BADGE_TEXT_QUIET if badge.kind == "not_kept" else theme.BADGE_TEXT)
+        label.setBrush(QtGui.QColor(colour))
         rect = label.boundingRect().adjusted(-4, -2, 4, 2)
-        back = self.scene.addRect(rect, QtGui.QPen(QtGui.QColor(self.ACTIVE if current else self.DONE), 1.5),
-                                  QtGui.QBrush(QtGui.QColor("#fff8e1")))
+        back = self.scene.addRect(rect, QtGui.QPen(QtGui.QColor(theme.STEP_ACTIVE if current else theme.STEP_DONE), 1.5),
+                                  QtGui.QBrush(QtGui.QColor(theme.BADGE_FILL)))
         label.setParentItem(back)
         # Under the node, in the gap between rows, so it never hides a neighbour.
         back.setPos(box.x - rect.width() / 2 + 4, box.y + box.h / 2 + 5)
@@ -238,6 +219,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self.setTransformationAnchor(QtWidgets.QGraphicsView.AnchorUnderMouse)
         self.setViewportUpdateMode(QtWidgets.QGraphicsView.SmartViewportUpdate)
         self.stale_text = ""
+        self.banner_points = float(theme.BANNER_POINTS)
 
     def contextMenuEvent(self, event: QtGui.QContextMenuEvent) -> None:
         """Right-click a tensor that requires grad, or the grad_fn of a named tensor:
@@ -274,38 +256,45 @@ class GraphView(QtWidgets.QGraphicsView):
         painter.save()
         painter.resetTransform()
         area = QtCore.QRectF(self.viewport().rect())
-        painter.fillRect(area, QtGui.QColor(255, 255, 255, 150))
-        painter.setPen(QtGui.QColor("#b71c1c"))
+        painter.fillRect(area, QtGui.QColor(*theme.STALE_VEIL))
+        painter.setPen(QtGui.QColor(theme.ERROR))
         font = QtGui.QFont(painter.font())
-        font.setPointSize(12)
+        font.setPointSizeF(self.banner_points)
         font.setBold(True)
         painter.setFont(font)
         painter.drawText(area.adjusted(10, 10, -10, -10),
-                         QtCore.Qt.AlignTop | QtCore.Qt.AlignHCenter, self.stale_text)
+                         QtCore.Qt.AlignTop | QtCore.Qt.AlignHCenter | QtCore.Qt.TextWordWrap,
+                         self.stale_text)
         painter.restore()
 
 
 class GraphPanel(QtWidgets.QWidget):
-    """The live autograd graph, with zoom, pan, fit, search and a saved-tensors switch."""
+    """The live autograd graph, with zoom, pan, fit, search and a saved-tensors switch.
 
-    node_selected = QtCore.Signal(str)  # node id, or "" when nothing is selected
+    Draws `states.run.graph` (dimmed with the error while `states.run` is stale), the
+    backward step of `states.backward`, the selection of `states.selection`, as
+    `states.view` and `states.theme` say."""
 
-    def __init__(self, parent=None):
+    def __init__(self, states, actions, parent=None):
         super().__init__(parent)
-        self.graph: Graph | None = None  # the whole graph of the last good run
+        self.run, self.selection, self.backward = states.run, states.selection, states.backward
+        self.view_state, self.theme = states.view, states.theme
+        self.actions = actions
         self.shown: Graph | None = None  # what is drawn (without saved tensors, maybe)
         self.layout_: Layout | None = None
-        self.previous: dict[str, tuple[float, float]] = {}
-        self.show_saved = False
-        self.use_dot = False  # lay out with Graphviz dot instead of core.layout
+        self.previous: dict[str, tuple[float, float]] = {}  # key -> position, last drawing only
+        self.step_view = None  # core.model.backward.StepView drawn on top, or None
         self._matches: list[str] = []
         self._match_index = -1
+        self._fit_after_layout = False
 
-        self.scene = GraphScene(self)
+        self.scene = GraphScene(self, self.theme.graph_font(), self.theme.graph_metrics())
         self.view = GraphView(self.scene)
         self.overlay = StepOverlay(self.scene)
-        self.step_view = None  # core.backward.StepView drawn on top, or None
-        self.scene.selectionChanged.connect(self._on_selection)
+        self.worker = LayoutWorker(self)
+        self.worker.finished.connect(self._on_laid_out)
+        self.worker.failed.connect(self._on_layout_failed)
+        self.scene.selectionChanged.connect(self._on_scene_selection)
 
         self.search = QtWidgets.QLineEdit(placeholderText="Find node (Ctrl+Shift+F)")
         self.search.setClearButtonEnabled(True)
@@ -313,7 +302,7 @@ class GraphPanel(QtWidgets.QWidget):
         self.search.textChanged.connect(self._on_search_text)
         self.saved_box = QtWidgets.QCheckBox("Saved tensors")
         self.saved_box.setToolTip("Show the tensors each grad_fn saved for backward (_saved_*)")
-        self.saved_box.toggled.connect(self.set_show_saved)
+        self.saved_box.toggled.connect(self.view_state.set_show_saved)
         buttons = QtWidgets.QHBoxLayout()
         for text, tip, slot in [("−", "Zoom out (-)", lambda: self.view.zoom(1 / 1.25)),
                                 ("+", "Zoom in (+)", lambda: self.view.zoom(1.25)),
@@ -327,18 +316,36 @@ class GraphPanel(QtWidgets.QWidget):
         bar.addWidget(self.saved_box)
         bar.addLayout(buttons)
         bar.addWidget(self.info, 1, QtCore.Qt.AlignRight)
-        legend = self._legend()
         box = QtWidgets.QVBoxLayout(self)
         box.setContentsMargins(2, 2, 2, 2)
         box.addLayout(bar)
         box.addWidget(self.view, 1)
-        box.addWidget(legend)
+        box.addWidget(self._legend())
         for key, slot in [("F", self.fit), ("+", lambda: self.view.zoom(1.25)),
                           ("=", lambda: self.view.zoom(1.25)), ("-", lambda: self.view.zoom(1 / 1.25)),
                           ("Ctrl+Shift+F", self.focus_search)]:
             sc = QtGui.QShortcut(QtGui.QKeySequence(key), self.view if len(key) == 1 else self)
             sc.setContext(QtCore.Qt.WidgetWithChildrenShortcut)
             sc.activated.connect(slot)
+        b = self.backward
+        for key, slot in [("Space", b.toggle_play), ("Right", b.step_forward), ("Left", b.step_back),
+                          ("Home", b.to_start), ("End", b.to_end)]:
+            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            sc.setContext(QtCore.Qt.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+        if actions is not None:
+            self.view.hook_requested.connect(actions.add_hook)
+
+        self.run.graph_changed.connect(self._on_graph)
+        self.run.error_changed.connect(self._on_error)
+        self.view_state.changed.connect(self._on_view_options)
+        self.backward.step_changed.connect(self._on_step)
+        self.backward.trace_changed.connect(lambda: self._on_step(self.backward.index))
+        self.selection.changed.connect(self._on_selection_state)
+        self.theme.changed.connect(self._on_theme)
+        self.saved_box.setChecked(self.view_state.show_saved)
+        if self.run.graph is not None:
+            self._on_graph()
 
     @staticmethod
     def _legend() -> QtWidgets.QWidget:
@@ -347,8 +354,8 @@ class GraphPanel(QtWidgets.QWidget):
         box = QtWidgets.QGridLayout(row)
         box.setContentsMargins(4, 0, 4, 0)
         box.setHorizontalSpacing(6)
-        entries = [(STYLE[k][0], STYLE[k][1], text) for k, text in LEGEND]
-        entries.append(("#ffffff", RETAINS_GRAD_BORDER, "retains_grad (gold border)"))
+        entries = [(theme.STYLE[k][0], theme.STYLE[k][1], text) for k, text in theme.LEGEND]
+        entries.append(("white", theme.RETAINS_GRAD_BORDER, "retains_grad (gold border)"))
         for i, (fill, border, text) in enumerate(entries):
             swatch = QtWidgets.QLabel()
             swatch.setFixedSize(22, 14)
@@ -358,68 +365,104 @@ class GraphPanel(QtWidgets.QWidget):
         box.setColumnStretch(8, 1)
         return row
 
-    # --- the model ------------------------------------------------------------
-    def show_graph(self, graph: Graph) -> None:
-        """Draw a new graph; nodes that were drawn before keep their place."""
-        first = self.graph is None
-        self.graph = graph
-        self.set_stale("")
-        self._redraw()
-        if first or (len(self.shown.nodes) < 150 and not self._all_visible()):
-            self.fit()
+    # --- from the states ------------------------------------------------------------
+    def _on_graph(self) -> None:
+        """A new graph: nodes that were drawn before keep their place."""
+        first = self.shown is None
+        self._on_error()
+        self._relayout(fit=first)
 
-    def set_stale(self, message: str) -> None:
-        """Dim the drawing (the code has an error; this is the last good graph)."""
-        self.view.stale_text = message
+    def _on_error(self) -> None:
+        """Dim the drawing while the code has an error (this is the last good graph)."""
+        err = self.run.error
+        self.view.stale_text = "" if err is None else f"{run_error_text(err)}\n(showing the last good graph)"
         self.view.viewport().update()
 
-    def set_use_dot(self, on: bool) -> None:
-        self.use_dot = on and dot_available()
-        if self.graph is not None:
-            self._redraw()
-            self.fit()
+    def _on_view_options(self) -> None:
+        if self.saved_box.isChecked() != self.view_state.show_saved:
+            self.saved_box.setChecked(self.view_state.show_saved)
+        if self.run.graph is not None:
+            self._relayout(fit=self.use_dot())
 
-    def set_show_saved(self, on: bool) -> None:
-        self.show_saved = on
-        if self.saved_box.isChecked() != on:
-            self.saved_box.setChecked(on)
-        if self.graph is not None:
-            self._redraw()
+    def _on_theme(self) -> None:
+        self.scene.font = self.theme.graph_font()
+        self.scene.metrics = self.theme.graph_metrics()
+        self.overlay.set_font(self.scene.font)
+        self.view.banner_points = self.theme.points(theme.BANNER_POINTS)
+        self.previous = {}
+        if self.run.graph is not None:
+            self._relayout(fit=True)
 
-    def _redraw(self) -> None:
-        selected = self.selected_id()
-        self.shown = self.graph if self.show_saved else self.graph.without_saved()
-        self.layout_ = None
-        if self.use_dot and len(self.shown.nodes) <= DOT_NODE_LIMIT:
-            try:
-                self.layout_ = layout_with_dot(self.shown)
-                self.info.setToolTip("laid out by Graphviz dot")
-            except (OSError, subprocess.SubprocessError) as exc:
-                self.info.setToolTip(f"Graphviz dot failed ({exc}); built-in layout used")
-        if self.layout_ is None:
-            self.layout_ = layout_graph(self.shown, self.previous)
-            self.previous.update(positions_by_key(self.shown, self.layout_))
-        self.scene.blockSignals(True)
-        self.overlay.items = []  # scene.clear() below deletes them
-        self.scene.draw(self.shown, self.layout_)
-        if self.step_view is not None:
-            self.overlay.show(self.step_view, self.layout_.boxes)
-        if selected and selected in self.scene.items_by_id:
-            self.scene.items_by_id[selected].setSelected(True)
-        self.scene.blockSignals(False)
-        counts = {k: len(self.shown.by_kind(k)) for k in ("tensor", "op", "saved")}
-        self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
-                          + (f" · {counts['saved']} saved" if self.show_saved else ""))
-
-    def show_step(self, view) -> None:
-        """Draw one step of a recorded backward (None: no stepping)."""
-        self.step_view = view
-        if view is None:
+    def _on_step(self, index: int) -> None:
+        """Draw one step of a recorded backward (none when nothing is recorded)."""
+        self.step_view = self.backward.view(self.shown)
+        if self.step_view is None:
             self.overlay.clear()
         elif self.layout_ is not None:
-            self.overlay.show(view, self.layout_.boxes)
-            if view.current in self.scene.items_by_id:
-                self.view.ensureVisible(self.scene.items_by_id[view.current], 80, 80)
+            self.overlay.show(self.step_view, self.layout_.boxes)
+            if self.step_view.current in self.scene.items_by_id:
+                self.view.ensureVisible(self.scene.items_by_id[self.step_view.current], 80, 80)
+
+    def _on_selection_state(self, node_id: str) -> None:
+        item = self.scene.items_by_id.get(node_id)
+        if item is not None and not item.isSelected():
+            self.scene.clearSelection()
+            item.setSelected(True)
+            self.view.centerOn(item)
+
+    def use_dot(self) -> bool:
+        return self.view_state.use_dot and dot_available()
+
+    # --- layout ---------------------------------------------------------------------------
+    def _relayout(self, fit: bool = False) -> None:
+        graph = self.run.graph
+        shown = graph if self.view_state.show_saved else graph.without_saved()
+        metrics, previous = self.scene.metrics, dict(self.previous)
+        if self.use_dot() and len(shown.nodes) <= DOT_NODE_LIMIT:
+            def job(cancelled):
+                return shown, layout_with_dot(shown, metrics, cancelled=cancelled), "laid out by Graphviz dot"
+        else:
+            def job(cancelled):
+                return shown, layout_graph(shown, previous, metrics=metrics, cancelled=cancelled), ""
+        self._fit_after_layout = fit or self._fit_after_layout
+        if len(shown.nodes) <= SYNC_LAYOUT_LIMIT and not self.use_dot():
+            self.worker.cancel()
+            self._draw(*job(lambda: False))
+        else:
+            self.info.setText(f"laying out {len(shown.nodes)} nodes…")
+            self.worker.submit(job)
+
+    def _on_laid_out(self, _number: int, result) -> None:
+        self._draw(*result)
+
+    def _on_layout_failed(self, _number: int, why: str) -> None:
+        """Graphviz failed or timed out: the built-in layout instead, and why."""
+        graph = self.run.graph
+        shown = graph if self.view_state.show_saved else graph.without_saved()
+        self._draw(shown, layout_graph(shown, self.previous, metrics=self.scene.metrics),
+                   f"Graphviz dot failed ({why}); built-in layout used")
+
+    def _draw(self, shown: Graph, layout: Layout, how: str) -> None:
+        selected = self.selection.node_id
+        self.shown, self.layout_ = shown, layout
+        self.info.setToolTip(how)
+        if not how:
+            self.previous = positions_by_key(shown, layout)
+        self.scene.blockSignals(True)
+        self.overlay.items = []  # scene.clear() below deletes them
+        self.scene.draw(shown, layout)
+        self.step_view = self.backward.view(shown)
+        if self.step_view is not None:
+            self.overlay.show(self.step_view, layout.boxes)
+        if selected in self.scene.items_by_id:
+            self.scene.items_by_id[selected].setSelected(True)
+        self.scene.blockSignals(False)
+        counts = {k: len(shown.by_kind(k)) for k in ("tensor", "op", "saved")}
+        self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
+                          + (f" · {counts['saved']} saved" if self.view_state.show_saved else ""))
+        if self._fit_after_layout or (len(shown.nodes) < 150 and not self._all_visible()):
+            self.fit()
+        self._fit_after_layout = False
 
     # --- navigation -------------------------------------------------------------
     def fit(self) -> None:
@@ -472,8 +515,8 @@ class GraphPanel(QtWidgets.QWidget):
         items = self.scene.selectedItems()
         return items[0].node.id if items else ""
 
-    def _on_selection(self) -> None:
-        self.node_selected.emit(self.selected_id())
+    def _on_scene_selection(self) -> None:
+        self.selection.set(self.selected_id())
 
 
 def render_graph(graph: Graph, path: str, scale: float = 2.0) -> None:
@@ -481,7 +524,7 @@ def render_graph(graph: Graph, path: str, scale: float = 2.0) -> None:
     from PySide6 import QtSvg
 
     scene = GraphScene()
-    scene.draw(graph, layout_graph(graph))
+    scene.draw(graph, layout_graph(graph, metrics=scene.metrics))
     rect = scene.sceneRect()
     if path.endswith(".svg"):
         gen = QtSvg.QSvgGenerator()

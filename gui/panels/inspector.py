@@ -1,7 +1,7 @@
 """The inspector: everything about the node selected in the graph.
 
-It draws what the kernel already sent (the node and its TensorSummary); it
-computes nothing of its own.
+It draws what the kernel already sent (the node and its TensorValues, the step of
+the backward shown); it computes nothing of its own.
 """
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import html
 import numpy as np
 from PySide6 import QtWidgets
 
-from core.backward import format_grad
-from core.graph import Graph
-from core.tensors import Stats, TensorSummary
+from core.labels import format_grad
+from core.model.graph import Graph
+from core.model.tensors import Stats, TensorValues
+from gui import theme
 
-PLACEHOLDER = "<p style='color:#777'>Click a node in the graph to inspect it.</p>"
+PLACEHOLDER = f"<p style='color:{theme.MUTED}'>Click a node in the graph to inspect it.</p>"
 
 
 def _row(key: str, value) -> str:
-    return (f"<tr><td style='color:#555; padding-right:12px'>{html.escape(key)}</td>"
+    return (f"<tr><td style='color:{theme.KEY_TEXT}; padding-right:12px'>{html.escape(key)}</td>"
             f"<td><b>{html.escape(str(value))}</b></td></tr>")
 
 
@@ -30,8 +31,8 @@ def _stats_rows(prefix: str, s: Stats | None, pending: bool = False) -> str:
     rows = _row(prefix + "min / max", f"{s.min:.6g} / {s.max:.6g}")
     rows += _row(prefix + "mean / std", f"{s.mean:.6g} / {s.std:.6g}")
     if s.nan or s.inf:
-        rows += (f"<tr><td style='color:#b71c1c'>{prefix}nan / inf</td>"
-                 f"<td style='color:#b71c1c'><b>{s.nan} / {s.inf}</b></td></tr>")
+        rows += (f"<tr><td style='color:{theme.ERROR}'>{prefix}nan / inf</td>"
+                 f"<td style='color:{theme.ERROR}'><b>{s.nan} / {s.inf}</b></td></tr>")
     return rows
 
 
@@ -53,7 +54,7 @@ def history_html(history: list) -> str:
     return f"<p><b>grad after each backward()</b><br>{items}</p>"
 
 
-def tensor_html(node, summary: TensorSummary | None, history: list | None = None) -> str:
+def tensor_html(node, summary: TensorValues | None, history: list | None = None) -> str:
     title = node.name or "(unnamed leaf tensor)"
     rows = "".join([
         _row("shape", tuple(node.shape)), _row("dtype", node.dtype), _row("device", node.device),
@@ -74,15 +75,15 @@ def tensor_html(node, summary: TensorSummary | None, history: list | None = None
     else:
         grad_note = "None (no backward yet)"
     rows += _row("grad", grad_note)
-    out = f"<h3>{html.escape(title)} <small style='color:#777'>tensor</small></h3><table>{rows}</table>"
+    out = f"<h3>{html.escape(title)} <small style='color:{theme.MUTED}'>tensor</small></h3><table>{rows}</table>"
     if summary is not None:
         out += "<p><b>values</b></p><pre>" + html.escape(
-            format_values(summary.preview, summary.shape, summary.numel)) + "</pre>"
+            format_values(summary.preview, node.shape, summary.numel)) + "</pre>"
         if summary.grad_preview is not None:
             out += "<p><b>grad</b></p><table>" + _stats_rows(
                 "grad ", summary.grad_stats, pending=summary.stats is None) + "</table>"
             out += "<pre>" + html.escape(
-                format_values(summary.grad_preview, summary.shape, summary.numel)) + "</pre>"
+                format_values(summary.grad_preview, node.shape, summary.numel)) + "</pre>"
     return out + history_html(history or [])
 
 
@@ -108,7 +109,7 @@ def op_html(graph: Graph, node) -> str:
         rows += _row("saved tensors", "none (or turn on 'Saved tensors')")
     what = ("receives the gradient of a leaf and adds it into .grad"
             if node.name == "AccumulateGrad" else "computes the gradient of its inputs in backward()")
-    return (f"<h3>{html.escape(node.name)} <small style='color:#777'>autograd node</small></h3>"
+    return (f"<h3>{html.escape(node.name)} <small style='color:{theme.MUTED}'>autograd node</small></h3>"
             f"<p>{what}</p><table>{rows}</table>")
 
 
@@ -118,7 +119,7 @@ def saved_html(graph: Graph, node) -> str:
     rows += _row("shape", "freed by backward()" if node.freed else tuple(node.shape))
     if not node.freed:
         rows += _row("dtype", node.dtype)
-    return (f"<h3>saved {html.escape(node.name)} <small style='color:#777'>saved tensor</small></h3>"
+    return (f"<h3>saved {html.escape(node.name)} <small style='color:{theme.MUTED}'>saved tensor</small></h3>"
             f"<p>kept by the forward pass so backward() can use it</p><table>{rows}</table>")
 
 
@@ -135,28 +136,39 @@ def step_html(step) -> str:
 
 
 class InspectorPanel(QtWidgets.QTextBrowser):
-    """Shows one node: a tensor's properties and values, or an op's inputs and saved tensors."""
+    """Shows the selected node: a tensor's properties and values, or an op's inputs
+    and saved tensors, and what the backward shown passed through it."""
 
-    def __init__(self, parent=None):
+    def __init__(self, states, actions=None, parent=None):
         super().__init__(parent)
+        self.run, self.selection, self.backward, self.theme = (
+            states.run, states.selection, states.backward, states.theme)
         self.setOpenLinks(False)
-        self.clear_node()
+        for signal in (self.selection.changed, self.run.graph_changed, self.run.values_changed,
+                       self.backward.step_changed):
+            signal.connect(self.redraw)
+        self.theme.changed.connect(self._on_theme)
+        self._base_points = self.font().pointSizeF()
+        self.redraw()
 
-    def clear_node(self) -> None:
-        self.setHtml(PLACEHOLDER)
+    def _on_theme(self) -> None:
+        font = self.font()
+        font.setPointSizeF(self._base_points * self.theme.scale)
+        self.setFont(font)
 
-    def show_node(self, graph: Graph, node_id: str, summaries: dict[str, TensorSummary],
-                  grad_history: dict[str, list] | None = None, step=None) -> None:
-        """`step`: the BackwardStep at which this node ran, when a recording is shown."""
+    def redraw(self, *_) -> None:
+        graph, node_id = self.run.graph, self.selection.node_id
         try:
-            node = graph.node(node_id)
+            node = graph.node(node_id) if graph is not None and node_id else None
         except KeyError:
-            self.clear_node()
-            return
-        if node.kind == "tensor":
-            history = (grad_history or {}).get(node.name, []) if node.name else []
-            self.setHtml(tensor_html(node, summaries.get(node_id), history))
+            node = None
+        if node is None:
+            self.setHtml(PLACEHOLDER)
+        elif node.kind == "tensor":
+            history = self.run.grad_history.get(node.name, []) if node.name else []
+            self.setHtml(tensor_html(node, self.run.values.get(node_id), history))
         elif node.kind == "op":
+            step = self.backward.current_step(node_id)
             self.setHtml(op_html(graph, node) + (step_html(step) if step is not None else ""))
         else:
             self.setHtml(saved_html(graph, node))

@@ -4,7 +4,6 @@ import signal
 
 from PySide6 import QtCore
 
-from core.probe import Snapshot
 
 
 def labels(win) -> set[str]:
@@ -24,17 +23,17 @@ def type_text(qtbot, widget, text: str) -> None:
             qtbot.keyClicks(widget, line)
 
 
-def type_and_wait(qtbot, win, text: str, timeout=30_000) -> Snapshot:
+def type_and_wait(qtbot, win, text: str, timeout=30_000) :
     """Replace the editor text by typing it, and wait for the snapshot of that text."""
     editor = win.editor.editor
     editor.selectAll()
     got = []
-    win.session.snapshot_ready.connect(got.append)
+    win.session.run_result.connect(got.append)
     type_text(qtbot, editor, text)
     assert win.editor.text() == text
-    qtbot.waitUntil(lambda: bool(got) and not win.debounce.isActive()
+    qtbot.waitUntil(lambda: bool(got) and not win.actions.debounce.isActive()
                     and win.session.answered_run == win.session.run_id, timeout=timeout)
-    win.session.snapshot_ready.disconnect(got.append)
+    win.session.run_result.disconnect(got.append)
     return got[-1]
 
 
@@ -111,8 +110,8 @@ def test_interrupt_stops_an_infinite_loop(qtbot, window):
     wait_for_graph_with(qtbot, win, "MulBackward0")
     win.live_act.setChecked(False)
     win.editor.set_text("x = 0\nwhile True:\n    x += 1\n")
-    with qtbot.waitSignal(win.session.snapshot_ready, timeout=10_000) as blocker:
-        win.run_now()
+    with qtbot.waitSignal(win.session.run_result, timeout=10_000) as blocker:
+        win.actions.run_now()
         qtbot.waitUntil(win.session.is_running, timeout=5_000)
         qtbot.wait(300)
         qtbot.keyClick(win.editor.editor, QtCore.Qt.Key_Escape)
@@ -129,7 +128,7 @@ def test_new_text_interrupts_a_running_script(qtbot, window):
     win = window
     wait_for_graph_with(qtbot, win, "MulBackward0")
     win.editor.set_text("while True:\n    pass\n")
-    win.run_now()
+    win.actions.run_now()
     qtbot.waitUntil(win.session.is_running, timeout=5_000)
     qtbot.wait(300)
     type_and_wait(qtbot, win, "import torch\nv = torch.ones(1, requires_grad=True)\nu = v.cos()\n")
@@ -157,7 +156,7 @@ def test_script_that_kills_its_kernel(qtbot, window):
     win.live_act.setChecked(False)
     win.editor.set_text("import os\nos._exit(1)\n")
     with qtbot.waitSignal(win.session.ready, timeout=60_000):
-        win.run_now()
+        win.actions.run_now()
     assert "while running your code" in win.console.toPlainText()
     assert win.editor.text() == "import os\nos._exit(1)\n"
 
@@ -182,8 +181,8 @@ def test_autosave_writes_while_typing(qtbot, home):
     win = MainWindow(start_kernel=False)
     qtbot.addWidget(win)
     qtbot.keyClicks(win.editor.editor, "# typed")
-    qtbot.waitUntil(lambda: win.autosave_path.exists()
-                    and "# typed" in win.autosave_path.read_text(), timeout=5_000)
+    qtbot.waitUntil(lambda: win.files.autosave_path.exists()
+                    and "# typed" in win.files.autosave_path.read_text(), timeout=5_000)
 
 
 def test_clicking_a_node_fills_the_inspector(qtbot, window):
@@ -207,13 +206,19 @@ def test_saved_tensors_toggle(qtbot, window):
 def test_graphviz_layout_can_be_chosen_and_is_remembered(qtbot, window):
     import shutil
 
+    from gui.main_window import MainWindow
+
     win = window
     wait_for_graph_with(qtbot, win, "MulBackward0")
     if shutil.which("dot") is None:
         assert not win.dot_act.isEnabled()
         return
     win.dot_act.setChecked(True)
-    assert win.graph.use_dot and "dot" in win.graph.info.toolTip()
+    assert win.graph.use_dot()
+    qtbot.waitUntil(lambda: "dot" in win.graph.info.toolTip(), timeout=10_000)  # laid out off the GUI thread
     assert "MulBackward0" in labels(win)
     win.close()
-    assert win.settings.value("use_dot", False, type=bool)
+    again = MainWindow(start_kernel=False)
+    qtbot.addWidget(again)
+    assert again.states.view.use_dot and again.dot_act.isChecked()
+    again.close()

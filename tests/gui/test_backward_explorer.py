@@ -8,15 +8,15 @@ SEED = ("import torch\nx = torch.tensor([2.], requires_grad=True)\n"
 
 def load(qtbot, win, code: str):
     win.editor.set_text(code)
-    with qtbot.waitSignal(win.session.snapshot_ready, timeout=30_000):
-        win.run_now()
+    with qtbot.waitSignal(win.session.run_result, timeout=30_000):
+        win.actions.run_now()
 
 
 def press_backward(qtbot, win, root="y", retain=False, zero_first=False):
-    win.backward.choose_root(root)
+    win.states.backward.choose_root(root)
     win.backward.retain_box.setChecked(retain)
     win.backward.zero_first_box.setChecked(zero_first)
-    with qtbot.waitSignal(win.session.backward_ready, timeout=30_000) as blocker:
+    with qtbot.waitSignal(win.session.backward_result, timeout=30_000) as blocker:
         qtbot.mouseClick(win.backward.backward_button, QtCore.Qt.LeftButton)
     return blocker.args[0]
 
@@ -55,22 +55,22 @@ def test_step_forward_and_back_moves_the_highlight(qtbot, window):
     snap = press_backward(qtbot, win)
     assert [s.name for s in snap.backward.steps] == [
         "MulBackward0", "AddBackward0", "AddBackward0", "AccumulateGrad", "AccumulateGrad"]
-    assert win.backward.index == -1 and current_node_name(win) is None
+    assert win.states.backward.index == -1 and current_node_name(win) is None
     win.graph.view.setFocus()
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Right)
-    assert win.backward.index == 0
+    assert win.states.backward.index == 0
     assert current_node_name(win) == "MulBackward0"
     assert badge_texts(win)["MulBackward0"] == "∂ [1]"
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_End)
-    assert win.backward.index == 4
+    assert win.states.backward.index == 4
     badges = badge_texts(win)
     assert badges["w"] == "grad [5]" and badges["x"] == "grad [2]"
     assert badges["y"] == "grad not kept"
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Left)
-    assert win.backward.index == 3
+    assert win.states.backward.index == 3
     assert "x" not in badge_texts(win) or badge_texts(win)["x"] != "grad [2]"
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Home)
-    assert win.backward.index == -1 and current_node_name(win) is None
+    assert win.states.backward.index == -1 and current_node_name(win) is None
     assert win.backward.step_label.text().startswith("backward() of y: 5 steps")
 
 
@@ -80,8 +80,8 @@ def test_play_runs_to_the_end(qtbot, window):
     press_backward(qtbot, win)
     win.backward.speed_box.setCurrentIndex(3)
     qtbot.mouseClick(win.backward.buttons["play"], QtCore.Qt.LeftButton)
-    assert win.backward.is_playing()
-    qtbot.waitUntil(lambda: win.backward.index == 4 and not win.backward.is_playing(), timeout=5_000)
+    assert win.states.backward.is_playing()
+    qtbot.waitUntil(lambda: win.states.backward.index == 4 and not win.states.backward.is_playing(), timeout=5_000)
 
 
 def test_second_backward_accumulates_and_zero_clears(qtbot, window):
@@ -89,16 +89,16 @@ def test_second_backward_accumulates_and_zero_clears(qtbot, window):
     load(qtbot, win, SEED)
     press_backward(qtbot, win, retain=True)
     snap = press_backward(qtbot, win, retain=True)
-    assert node_named(win, "w").grad == [10.0]  # 5 + 5: grads are not cleared
-    assert [g.values for g in snap.grad_history["w"]] == [[5.0], [10.0]]
+    assert node_named(win, "w").grad.tolist() == [10.0]  # 5 + 5: grads are not cleared
+    assert [g.values.tolist() for g in snap.grad_history["w"]] == [[5.0], [10.0]]
     win.graph.search.setText("w")
     qtbot.waitUntil(lambda: "grad after each backward" in win.inspector.toPlainText())
     assert "[5] → [10]" in win.inspector.toPlainText()
-    with qtbot.waitSignal(win.session.backward_ready, timeout=30_000):
+    with qtbot.waitSignal(win.session.backward_result, timeout=30_000):
         qtbot.mouseClick(win.backward.zero_button, QtCore.Qt.LeftButton)
     assert node_named(win, "w").grad is None
     snap = press_backward(qtbot, win, retain=True)
-    assert node_named(win, "w").grad == [5.0]
+    assert node_named(win, "w").grad.tolist() == [5.0]
 
 
 def test_backward_twice_without_retain_graph_is_explained(qtbot, window):
@@ -109,7 +109,7 @@ def test_backward_twice_without_retain_graph_is_explained(qtbot, window):
     assert "second time" in snap.backward.error
     note = win.backward.note.text()
     assert win.backward.note.isVisible() and "retain_graph=True" in note
-    assert win.graph.show_saved  # the freed saved tensors are drawn
+    assert win.states.view.show_saved  # the freed saved tensors are drawn
     freed = [i for i in win.graph.scene.items_by_id.values() if i.node.kind == "saved"]
     assert freed and all(i.node.freed for i in freed)
 
@@ -117,12 +117,12 @@ def test_backward_twice_without_retain_graph_is_explained(qtbot, window):
 def test_non_scalar_root_explains_the_gradient(qtbot, window):
     win = window
     load(qtbot, win, "import torch\nx = torch.tensor([1., 2., 3.], requires_grad=True)\ny = x * 2\n")
-    win.backward.choose_root("y")
+    win.states.backward.choose_root("y")
     assert win.backward.gradient_edit.isEnabled()
     assert "vector-Jacobian" in win.backward.note.text()
     win.backward.gradient_edit.setText("torch.tensor([0.1, 1.0, 0.0001])")
     press_backward(qtbot, win)
-    grad = node_named(win, "x").grad
+    grad = node_named(win, "x").grad.tolist()
     assert [round(g, 6) for g in grad] == [0.2, 2.0, 0.0002]
 
 
@@ -137,11 +137,11 @@ def test_hook_from_the_graph_is_code_and_changes_the_next_backward(qtbot, window
     win = window
     load(qtbot, win, SEED)
     w_id = node_named(win, "w").id
-    with qtbot.waitSignal(win.session.snapshot_ready, timeout=30_000):
+    with qtbot.waitSignal(win.session.run_result, timeout=30_000):
         win.graph.view.hook_requested.emit(w_id, "scale")  # what the right-click menu sends
     assert "w.register_hook(lambda g: g * 0.5)" in win.editor.text()
     press_backward(qtbot, win)
-    assert node_named(win, "w").grad == [2.5]  # 5 scaled by the hook
+    assert node_named(win, "w").grad.tolist() == [2.5]  # 5 scaled by the hook
     win.editor.editor.undo()
     assert "register_hook" not in win.editor.text()
 
@@ -150,18 +150,18 @@ def test_hook_on_an_op_node_goes_through_the_tensor_it_made(qtbot, window):
     win = window
     load(qtbot, win, SEED)
     mul = next(n for n in win.graph.shown.nodes if n.kind == "op" and n.name == "MulBackward0")
-    with qtbot.waitSignal(win.session.snapshot_ready, timeout=30_000):
+    with qtbot.waitSignal(win.session.run_result, timeout=30_000):
         win.graph.view.hook_requested.emit(mul.id, "zero")
     assert "y.grad_fn.register_hook(" in win.editor.text()
     press_backward(qtbot, win)
-    assert node_named(win, "w").grad == [0.0] and node_named(win, "x").grad == [0.0]
+    assert node_named(win, "w").grad.tolist() == [0.0] and node_named(win, "x").grad.tolist() == [0.0]
 
 
 def test_the_scripts_own_backward_is_ready_to_step(qtbot, window):
     win = window
     load(qtbot, win, SEED + "y.backward()\n")
-    assert win.backward.trace is not None and len(win.backward.trace.steps) == 5
-    assert win.backward.index == 4  # the script's backward is done: shown at its end
+    assert win.states.backward.trace is not None and len(win.states.backward.trace.steps) == 5
+    assert win.states.backward.index == 4  # the script's backward is done: shown at its end
     assert "backward() of y: done" in win.backward.step_label.text()
     win.graph.view.setFocus()
     qtbot.keyClick(win.graph.view, QtCore.Qt.Key_Home)

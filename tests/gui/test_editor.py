@@ -8,13 +8,14 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gui.panels.editor import DEFAULT_POINT_SIZE, EditorPanel, PythonHighlighter
+from gui.state import States
 
 Qt = QtCore.Qt
 
 
 @pytest.fixture
 def panel(qtbot):
-    panel = EditorPanel()
+    panel = EditorPanel(States(), None)
     qtbot.addWidget(panel)
     panel.resize(700, 500)
     panel.show()

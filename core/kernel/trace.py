@@ -1,4 +1,4 @@
-"""Autograd DAG -> Graph: plain dataclasses, no drawing.
+"""Autograd DAG -> Graph (`core.model.graph`): data, no drawing.
 
 The walk follows what torchviz reads (``grad_fn.next_functions``,
 ``AccumulateGrad.variable``, ``_saved_*`` attributes) but only collects data;
@@ -12,79 +12,17 @@ tensor's ``grad_fn`` to the tensor. Inputs are at the top.
 from __future__ import annotations
 
 import hashlib
-import math
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 
+from ..model.graph import Edge, Graph, OpNode, SavedNode, TensorNode
+from ..model.tensors import VALUES_LIMIT
+from .tensors import dtype_name, shape_of, to_numpy
+
 SAVED_PREFIX = "_saved_"
-
-
-@dataclass
-class TensorNode:
-    id: str
-    key: str  # stable across edits of the script: the layout keeps it in place
-    name: str | None  # top-level variable, `var.param.path`, or None for an unnamed leaf
-    shape: list[int]
-    dtype: str
-    device: str
-    requires_grad: bool
-    is_leaf: bool
-    grad_fn: str | None
-    retains_grad: bool
-    grad: Any = None  # nested list, or None when there is no grad (or it was too big)
-    has_grad: bool = False  # a grad exists even if `grad` was left out for size
-    aliases: list[str] = field(default_factory=list)  # other names bound to the same tensor
-    cut: str | None = None  # "detach()" or "no_grad": made from a tensor that requires grad, without history
-    kind: str = "tensor"
-
-
-@dataclass
-class OpNode:
-    id: str
-    key: str
-    name: str  # type(fn).__name__: "MulBackward0", "AccumulateGrad", "CubeFnBackward"
-    kind: str = "op"
-
-
-@dataclass
-class SavedNode:
-    id: str
-    key: str
-    name: str  # the attribute without its prefix: "self", "other", "result"
-    op: str  # id of the op node that saved it
-    shape: list[int] | None  # None when the saved tensor was freed by a backward
-    dtype: str | None
-    freed: bool = False
-    kind: str = "saved"
-
-
-@dataclass
-class Edge:
-    src: str
-    dst: str
-
-
-@dataclass
-class Graph:
-    nodes: list[TensorNode | OpNode | SavedNode] = field(default_factory=list)
-    edges: list[Edge] = field(default_factory=list)
-
-    def node(self, node_id: str):
-        for n in self.nodes:
-            if n.id == node_id:
-                return n
-        raise KeyError(node_id)
-
-    def by_kind(self, kind: str) -> list:
-        return [n for n in self.nodes if n.kind == kind]
-
-    def without_saved(self) -> "Graph":
-        nodes = [n for n in self.nodes if n.kind != "saved"]
-        keep = {n.id for n in nodes}
-        return Graph(nodes, [e for e in self.edges if e.src in keep and e.dst in keep])
 
 
 class CutTracker(torch.overrides.TorchFunctionMode):
@@ -139,44 +77,6 @@ def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
     return found
 
 
-def shape_of(t: torch.Tensor) -> list[int]:
-    """The shape, or [] for tensors that have none (nested tensors)."""
-    try:
-        return list(t.shape)
-    except RuntimeError:
-        return []
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-def tensor_grad_values(t: torch.Tensor, limit: int | None) -> tuple[Any, bool]:
-    """(nested list or None, whether a grad exists). `limit` caps the element count."""
-    try:
-        g = t.grad if (t.is_leaf or t.retains_grad) else None
-    except RuntimeError:
-        g = None
-    if g is None:
-        return None, False
-    if limit is not None and g.numel() > limit:
-        return None, True
-    values = g.detach().cpu()
-    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-        return json_safe(values.tolist()), True
-    return values.tolist(), True
-
-
-def json_safe(values):
-    """Nested lists with nan/inf written as the strings "nan", "inf", "-inf":
-    JSON has no such numbers, and Jupyter's packer refuses them."""
-    if isinstance(values, list):
-        return [json_safe(v) for v in values]
-    if isinstance(values, float) and not math.isfinite(values):
-        return "nan" if values != values else ("inf" if values > 0 else "-inf")
-    return values
-
-
 def _short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
@@ -205,7 +105,21 @@ def _saved_values(fn) -> list[tuple[str, Any]]:
     return out
 
 
-def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = True,
+def grad_values(t: torch.Tensor, limit: int | None) -> tuple[np.ndarray | None, bool]:
+    """(the whole .grad as an array, or None when there is none or it has more than
+    `limit` elements; whether a grad exists)."""
+    try:
+        g = t.grad if (t.is_leaf or t.retains_grad) else None
+    except RuntimeError:
+        g = None
+    if g is None:
+        return None, False
+    if limit is not None and g.numel() > limit:
+        return None, True
+    return to_numpy(g), True
+
+
+def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: bool = True,
                 index: dict[int, str] | None = None, cuts: CutTracker | None = None) -> Graph:
     """Walk the autograd graph of every named tensor in `namespace`.
 
@@ -218,7 +132,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = None, saved: bool = Tr
     keep_alive: list[Any] = []  # holds fns and tensors so their id() stays unique
 
     def add_tensor(name: str | None, t: torch.Tensor, key: str) -> TensorNode:
-        grad, has_grad = tensor_grad_values(t, grad_limit)
+        grad, has_grad = grad_values(t, grad_limit)
         fn = t.grad_fn
         node = TensorNode(
             id=f"t{len(tensor_by_obj)}", key=key, name=name, shape=shape_of(t),
@@ -327,23 +241,3 @@ def _inputs_first(fns: list[Any], children: dict[int, list[Any]]) -> Iterable[An
                 continue
             stack.append((fn, True))
             stack.extend((c, False) for c in children[id(fn)] if id(c) not in done)
-
-
-def graph_to_dict(graph: Graph) -> dict:
-    """The export's JSON contract (`torchscope.graph/1`), also used on the wire."""
-    nodes = []
-    for n in graph.nodes:
-        d = dict(n.__dict__)
-        if n.kind != "tensor" or not d["aliases"]:
-            d.pop("aliases", None)
-        nodes.append(d)
-    return {"format": "torchscope.graph/1", "nodes": nodes,
-            "edges": [{"from": e.src, "to": e.dst} for e in graph.edges]}
-
-
-_NODE_TYPES = {"tensor": TensorNode, "op": OpNode, "saved": SavedNode}
-
-
-def graph_from_dict(data: dict) -> Graph:
-    nodes = [_NODE_TYPES[d["kind"]](**d) for d in data["nodes"]]
-    return Graph(nodes, [Edge(e["from"], e["to"]) for e in data["edges"]])

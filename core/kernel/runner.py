@@ -1,0 +1,261 @@
+"""Run one script and collect a RunResult of what it built.
+
+Two hosts use a `Runner`: the Jupyter kernel that the app supervises (through
+`core.kernel.serve`, results over a Comm) and the headless export in `main.py`.
+One code path for both. A Runner keeps the namespace of its last run alive, so the
+app can ask for a tensor's full statistics, or run backward() on it.
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import linecache
+import os
+import random
+import signal
+import threading
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from ..model.backward import BackwardTrace
+from ..model.run import RunError, RunResult
+from ..model.tensors import VALUES_LIMIT, TensorValues
+from .record import Recording, ScriptBackwards, grad_info, record_backward, resolve_ids, zero_grads
+from .tensors import storage_groups, tensor_values
+from .trace import CutTracker, named_tensors, trace_graph
+
+CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
+
+
+class CappedText(io.StringIO):
+    """stdout/stderr of a run: keeps the first OUTPUT_LIMIT characters and counts the
+    rest, so `while True: print(1)` cannot eat the kernel's memory before Esc."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        room = OUTPUT_LIMIT - self.tell()
+        if room > 0:
+            super().write(text[:room])
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def text(self) -> str:
+        more = f"\n… {self.dropped} more characters not shown\n" if self.dropped else ""
+        return self.getvalue() + more
+
+
+class ScriptTimeout(BaseException):
+    """Raised inside the script when `timeout` runs out (BaseException, so a bare
+    `except Exception` in the script does not swallow it)."""
+
+
+def fresh_namespace(filename: str) -> dict:
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    return {"__name__": "__main__", "__file__": filename, "__builtins__": builtins}
+
+
+def error_from_exception(exc: BaseException, filename: str, phase: str = "run") -> RunError:
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
+        return RunError("SyntaxError" if type(exc) is SyntaxError else type(exc).__name__,
+                        exc.msg, exc.lineno, phase)
+    frames = traceback.extract_tb(exc.__traceback__)
+    line = None
+    for frame in frames:
+        if frame.filename == filename:
+            line = frame.lineno
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        message = "interrupted"
+    elif isinstance(exc, SystemExit):
+        message = f"the script called exit({exc.code if exc.code is not None else ''})"
+    # The traceback from the script's first frame on, without Torchscope's own frames
+    # (the runner, the cut-off tracker the script's torch calls pass through).
+    first = next((i for i, f in enumerate(frames) if f.filename == filename), 0)
+    shown = [f for f in frames[first:] if not f.filename.startswith(CORE_DIR)]
+    tb = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(shown))
+          + "".join(traceback.format_exception_only(type(exc), exc)))
+    return RunError(type(exc).__name__, message.strip().splitlines()[0] if message.strip() else "",
+                    line, phase, tb)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise ScriptTimeout in the main thread after `seconds` (headless export)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise ScriptTimeout(f"the script timed out after {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def backward_root(namespace: dict, name: str) -> torch.Tensor:
+    """The tensor called `name` (a variable, `model.0.weight`, `x.grad`), checked."""
+    t = namespace.get(name) if name in namespace else dict(named_tensors(namespace)).get(name)
+    if t is None and name not in namespace:
+        raise NameError(f"no variable named {name!r} in the script")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name!r} is a {type(t).__name__}, not a tensor")
+    if not t.requires_grad:
+        raise RuntimeError(f"{name!r} does not require grad: nothing to backpropagate "
+                           "(no leaf it depends on has requires_grad=True)")
+    return t
+
+
+class Runner:
+    """Runs scripts one after the other, each in a fresh namespace with fixed seeds,
+    and answers questions about the last one (its tensors, a backward on them)."""
+
+    def __init__(self, grad_limit: int | None = VALUES_LIMIT):
+        self.grad_limit = grad_limit  # grad elements copied into graph nodes (None: all)
+        self.namespace: dict = {}
+        self.cuts: CutTracker | None = None
+        # What each Backward press left in a named leaf's .grad (None: zeroed).
+        self.grad_history: dict[str, list] = {}
+
+    def run(self, code: str, filename: str = "<editor>", timeout: float | None = None,
+            backward: str | None = None, values: bool = True) -> RunResult:
+        """Execute `code` and trace what it built. `backward`: call NAME.backward()
+        afterwards (ones as the gradient when NAME is not a scalar), recorded."""
+        self.namespace = {}  # free the previous run's graph before this one builds its own
+        self.grad_history.clear()
+        out, err = CappedText(), CappedText()
+        result = RunResult(graph=None)
+        ns = fresh_namespace(filename)
+        cuts = CutTracker()
+        script_backwards = ScriptBackwards(self.grad_limit)
+        t0 = time.perf_counter()
+        # Tracebacks quote the script's own lines, even for "<editor>".
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        try:
+            compiled = compile(code, filename, "exec")
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                    time_limit(timeout), cuts, script_backwards:
+                exec(compiled, ns)
+        except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
+            result.error = error_from_exception(exc, filename)
+        t1 = time.perf_counter()
+        root, recording = None, None
+        if result.error is None and backward:
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    root = backward_root(ns, backward)
+                    recording = record_backward(root, backward, None if root.numel() == 1
+                                                else torch.ones_like(root), limit=self.grad_limit)
+                    if recording.trace.error:
+                        raise RuntimeError(recording.trace.error)
+            except Exception as exc:
+                result.error = error_from_exception(exc, filename, phase="backward")
+        result.stdout, result.stderr = out.text(), err.text()
+        result.timings["exec"] = t1 - t0
+        if result.error is not None:
+            return result
+        self.namespace, self.cuts = ns, cuts
+        try:
+            if recording is None and script_backwards.recording is not None:
+                root, recording = script_backwards.root, script_backwards.recording
+                recording.trace.root_name = next((n for n, t in named_tensors(ns) if t is root),
+                                                 "the script's root")
+                if script_backwards.calls > 1:
+                    recording.trace.root_name += f" (first of {script_backwards.calls} backward calls)"
+            self._trace_into(result, ns, recording, root, values)
+            result.timings["trace"] = time.perf_counter() - t1 - result.timings.get("values", 0.0)
+        except Exception as exc:  # a tensor kind the tracer does not know: say so, keep going
+            result.graph = None
+            result.error = RunError(type(exc).__name__, f"Torchscope could not trace this script: {exc}",
+                                    None, "trace", traceback.format_exc())
+        return result
+
+    def _trace_into(self, result: RunResult, ns: dict, recording: Recording | None,
+                    root: torch.Tensor | None, values: bool = True) -> None:
+        index: dict[int, str] = {}
+        result.graph = trace_graph(ns, grad_limit=self.grad_limit, index=index, cuts=self.cuts)
+        if recording is not None:
+            result.backward = resolve_ids(recording, index, root) if root is not None else recording.trace
+        if values:
+            t0 = time.perf_counter()
+            result.values = self._values_of(ns, result.graph)
+            result.timings["values"] = time.perf_counter() - t0
+        result.grad_history = {k: list(v) for k, v in self.grad_history.items()}
+
+    @staticmethod
+    def _values_of(ns: dict, graph) -> dict[str, TensorValues]:
+        named = named_tensors(ns)
+        ids = {n.name: n.id for n in graph.by_kind("tensor") if n.name}
+        sharing = storage_groups(named)
+        out = {}
+        for name, t in named:
+            if name in ids:
+                try:
+                    v = tensor_values(t)
+                except (RuntimeError, NotImplementedError):  # nested and other exotic tensors
+                    continue
+                v.shares_storage_with = sharing.get(name, [])
+                out[ids[name]] = v
+        return out
+
+    def backward(self, root_name: str, gradient: str = "", retain_graph: bool = False,
+                 create_graph: bool = False, zero_first: bool = False) -> RunResult:
+        """backward() on a tensor of the last run, recorded, as the app's Backward
+        button does; `gradient` is a Python expression (`root` is the tensor), "" for ones."""
+        ns = self.namespace
+        result = RunResult(graph=None)
+        root, recording = None, None
+        try:
+            root = backward_root(ns, root_name)
+            if zero_first:
+                for name in zero_grads(ns):
+                    self.grad_history.setdefault(name, []).append(None)
+            grad = None
+            if gradient or root.numel() != 1:
+                grad = eval(gradient or "torch.ones_like(root)", {"torch": torch, **ns, "root": root})
+            recording = record_backward(root, root_name, grad, retain_graph, create_graph,
+                                        limit=self.grad_limit)
+        except Exception as exc:
+            recording = Recording(failed_trace(root_name, exc))
+        if not recording.trace.error:
+            for name, t in named_tensors(ns):
+                if t.is_leaf and t.grad is not None:
+                    self.grad_history.setdefault(name, []).append(grad_info(t.grad))
+        if root is not None and all(t is not root for _, t in named_tensors(ns)):
+            ns = {**ns, root_name: root}  # e.g. `x.grad` after zeroing: keep its graph in view
+        self._trace_into(result, ns, recording, root)
+        return result
+
+    def zero_grads(self) -> RunResult:
+        for name in zero_grads(self.namespace):
+            self.grad_history.setdefault(name, []).append(None)
+        result = RunResult(graph=None)
+        self._trace_into(result, self.namespace, None, None)
+        return result
+
+    def values(self, name: str) -> TensorValues | None:
+        """Full statistics of one named tensor of the last run (the inspector asked)."""
+        t = dict(named_tensors(self.namespace)).get(name)
+        return None if t is None else tensor_values(t, stats_limit=None)
+
+
+def failed_trace(root_name: str, exc: Exception) -> BackwardTrace:
+    """The trace of a backward that could not even start (no such tensor, a bad
+    gradient expression): no steps, the error in one line."""
+    text = str(exc).strip()
+    return BackwardTrace("", root_name, error=f"{type(exc).__name__}: "
+                         + (text.splitlines()[0] if text else type(exc).__name__))

@@ -1,0 +1,60 @@
+"""The kernel's end of the Comm: requests in, replies out, dispatched by type.
+
+`serve()` runs once in a fresh kernel (the window's bootstrap). It opens the Comm,
+says `Hello`, and from then on every comm message is a request decoded by
+`core.protocol`, answered with its reply type, or with an `ErrorReply` when the kernel
+side failed: a failure is reported, never swallowed. Requests run on the kernel's
+shell like any execute request, so the window can interrupt them.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import traceback
+
+import torch
+
+from ..protocol import (BackwardRequest, ErrorReply, Hello, PROTOCOL_VERSION, RunRequest,
+                        ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
+from .runner import Runner
+
+
+class Endpoint:
+    def __init__(self, comm):
+        self.comm = comm
+        self.runner = Runner()
+        self.handlers = {
+            RunRequest: lambda r: self.runner.run(r.code, r.filename),
+            BackwardRequest: lambda r: self.runner.backward(
+                r.root, r.gradient, r.retain_graph, r.create_graph, r.zero_first),
+            ZeroGradsRequest: lambda r: self.runner.zero_grads(),
+            ValuesRequest: lambda r: ValuesReply(r.node_id, self.runner.values(r.name)),
+        }
+        comm.on_msg(self.on_msg)
+
+    def send(self, message, reply_to: str | None = None) -> None:
+        data, buffers = encode(message, reply_to)
+        self.comm.send(data, buffers=buffers)
+
+    def on_msg(self, msg: dict) -> None:
+        msg_id = msg["header"]["msg_id"]
+        request = None
+        try:
+            request, _ = decode(msg["content"]["data"], msg.get("buffers") or [])
+            reply = self.handlers[type(request)](request)
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt included: say so
+            name = type(request).__name__ if request is not None else "a request"
+            self.send(ErrorReply(name, f"{type(exc).__name__}: {exc}", traceback.format_exc()), msg_id)
+            return
+        self.send(reply, msg_id)
+
+
+def serve() -> Endpoint:
+    """Open the Comm the window listens on. Called once after the kernel starts."""
+    from comm import create_comm  # only inside a kernel
+
+    gc.freeze()  # torch's import leaves ~1M objects; keep them out of every collection
+    hello = Hello(PROTOCOL_VERSION, os.getpid(), sys.version.split()[0], torch.__version__)
+    data, _ = encode(hello)
+    return Endpoint(create_comm(target_name="torchscope", data=data))

@@ -1,0 +1,132 @@
+"""Words: the text drawn on nodes and badges, number formatting, and errors in
+plain language. One place, so the window, the SVG/PNG and the .dot export all say
+the same thing. No torch; the kernel-side recorder never needs it."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+SMALL_GRAD = 4  # grads with at most this many values are written on the node
+
+
+def format_shape(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def format_values(values) -> str:
+    """`[1, 2.5, nan]`: the values of a small array (or nested list), flat, 4 digits."""
+    flat = np.asarray(values).reshape(-1).tolist() if not isinstance(values, list) else values
+    while isinstance(flat, list) and flat and isinstance(flat[0], list):
+        flat = [v for row in flat for v in row]
+    if not isinstance(flat, list):
+        flat = [flat]
+    return "[" + ", ".join(v if isinstance(v, str) else f"{v:.4g}" for v in flat) + "]"
+
+
+def format_grad(g, max_values: int | None = None) -> str:
+    """A GradInfo: the value itself for a small gradient (up to `max_values` numbers,
+    or all that were recorded), a summary (norm and shape) for a bigger one."""
+    if g is None:
+        return "None"
+    if g.values is not None and (max_values is None or math.prod(g.shape) <= max_values):
+        return format_values(g.values)
+    return f"‖g‖={g.norm:.4g} {format_shape(g.shape)}"
+
+
+def badge_text(badge) -> str:
+    """The text under a node at a backward step (a `core.model.backward.Badge`)."""
+    if badge.kind == "not_kept":
+        return "grad not kept"
+    return ("∂ " if badge.kind == "flow" else "grad ") + format_grad(badge.grad, SMALL_GRAD)
+
+
+def node_lines(node) -> list[str]:
+    """The text drawn on a node, line by line."""
+    if node.kind == "op":
+        return [node.name]
+    if node.kind == "saved":
+        return [f"saved {node.name}", "freed" if node.freed else format_shape(node.shape)]
+    title = node.name if node.name else "(unnamed leaf)"
+    lines = [title, f"{format_shape(node.shape)} {node.dtype}"]
+    if node.device != "cpu":
+        lines[1] += f" {node.device}"
+    if node.cut:
+        lines.append(f"cut off by {node.cut}")
+    elif node.is_leaf:
+        lines.append("leaf, requires_grad" if node.requires_grad else "leaf, no grad")
+    elif node.retains_grad:
+        lines.append("retains_grad")
+    if node.grad is not None and math.prod(node.shape) <= SMALL_GRAD:
+        lines.append("grad " + format_values(node.grad))
+    return lines
+
+
+def node_tooltip(node) -> str:
+    if node.kind == "op":
+        return f"{node.name}\nautograd node (grad_fn)"
+    if node.kind == "saved":
+        state = "freed by backward()" if node.freed else f"shape {tuple(node.shape)}, {node.dtype}"
+        return f"saved tensor '{node.name}'\n{state}"
+    return "\n".join([
+        node.name or "(unnamed leaf)", f"shape {tuple(node.shape)}", f"dtype {node.dtype}",
+        f"device {node.device}", f"requires_grad {node.requires_grad}", f"is_leaf {node.is_leaf}",
+        f"grad_fn {node.grad_fn}", f"retains_grad {node.retains_grad}"]
+        + ([f"cut off from the graph by {node.cut}: no history"] if node.cut else []))
+
+
+# Autograd and allocation errors: (what torch says, a name for it, what to tell the user).
+_KNOWN_ERRORS = [
+    ("backward through the graph a second time", "graph_freed",
+     "The graph was already used by a backward() and its saved tensors were freed (drawn "
+     "dashed). Run the script again, or pass retain_graph=True to the first backward to keep them."),
+    ("does not require grad and does not have a grad_fn", "no_grad",
+     "This tensor is not connected to anything that requires grad, so there is nothing to "
+     "differentiate. Create a leaf with requires_grad=True first."),
+    ("grad can be implicitly created only for scalar outputs", "not_scalar",
+     "backward() without a gradient only works on a scalar. For a tensor, pass the vector v of a "
+     "vector-Jacobian product: y.backward(v), e.g. torch.ones_like(y)."),
+    ("a leaf Variable that requires grad is being used in an in-place operation", "inplace_leaf",
+     "A leaf that requires grad cannot be changed in place: autograd needs its value. Change it "
+     "under `with torch.no_grad():`, or use an out-of-place op (x = x + 1 instead of x += 1)."),
+    ("CUDA out of memory", "cuda_oom",
+     "The GPU ran out of memory. Use smaller tensors or batches, or free tensors you no longer "
+     "need (del x; torch.cuda.empty_cache())."),
+    ("modified by an inplace operation", "inplace_saved",
+     "A tensor that backward needs was changed in place after it was saved. Use an out-of-place "
+     "op (y = y * 2 instead of y *= 2), or .clone() it before."),
+]
+
+
+def error_kind(message: str) -> str | None:
+    """A name for an error the app treats specially ("graph_freed", "not_scalar", …)."""
+    if re.search(r"tried to allocate (\d+) bytes", message):
+        return "allocation"
+    return next((kind for text, kind, _ in _KNOWN_ERRORS if text in message), None)
+
+
+def explain_error(message: str) -> str:
+    """An autograd or allocation error in plain words, with what to do instead
+    (the message itself when there is nothing to add)."""
+    asked = re.search(r"tried to allocate (\d+) bytes", message)
+    if asked:
+        return (f"This tensor needs {int(asked.group(1)) / 2**30:,.1f} GiB, more memory than the "
+                "machine can give. Use a smaller shape.")
+    return next((plain for text, _, plain in _KNOWN_ERRORS if text in message), message)
+
+
+def run_error_text(err) -> str:
+    """A RunError as the graph's banner says it: where, what, and what to do."""
+    if err.type == "KeyboardInterrupt":
+        text = "Interrupted" + (f" at line {err.line}" if err.line else "") + "."
+    else:
+        text = (f"Line {err.line}: " if err.line else "") + f"{err.type}: {err.message}"
+    plain = explain_error(err.message)
+    return text + (f"\n{plain}" if plain != err.message else "")
+
+
+def run_error_details(err) -> str:
+    """The same for the output pane: the traceback, then the plain words."""
+    plain = explain_error(err.message)
+    return (err.traceback or run_error_text(err)) + (f"\n{plain}" if plain != err.message else "")

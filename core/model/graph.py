@@ -1,0 +1,111 @@
+"""The autograd graph as data: tensor, op and saved-tensor nodes, and edges.
+
+Edges point the way the forward pass ran: from a leaf tensor to its AccumulateGrad,
+from each node in ``fn.next_functions`` to ``fn``, and from a tensor's ``grad_fn`` to
+the tensor. `core.kernel.trace` builds a Graph; `core.layout` places it; the panel
+and `core.export` draw it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class TensorNode:
+    """The one description of a tensor: what the graph draws and the inspector lists.
+    Its values and statistics travel beside it, as `TensorValues`."""
+    id: str
+    key: str  # stable across edits of the script: the layout keeps it in place
+    name: str | None  # top-level variable, `var.param.path`, or None for an unnamed leaf
+    shape: list[int]
+    dtype: str
+    device: str
+    requires_grad: bool
+    is_leaf: bool
+    grad_fn: str | None
+    retains_grad: bool
+    grad: np.ndarray | None = None  # the whole .grad while it is small (VALUES_LIMIT), else None
+    has_grad: bool = False  # a grad exists even if `grad` was left out for size
+    aliases: list[str] = field(default_factory=list)  # other names bound to the same tensor
+    cut: str | None = None  # "detach()" or "no_grad": made from a tensor that requires grad, without history
+    kind: str = "tensor"
+
+
+@dataclass
+class OpNode:
+    id: str
+    key: str
+    name: str  # type(fn).__name__: "MulBackward0", "AccumulateGrad", "CubeFnBackward"
+    kind: str = "op"
+
+
+@dataclass
+class SavedNode:
+    id: str
+    key: str
+    name: str  # the attribute without its prefix: "self", "other", "result"
+    op: str  # id of the op node that saved it
+    shape: list[int] | None  # None when the saved tensor was freed by a backward
+    dtype: str | None
+    freed: bool = False
+    kind: str = "saved"
+
+
+Node = TensorNode | OpNode | SavedNode
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def by_kind(self, kind: str) -> list:
+        return [n for n in self.nodes if n.kind == kind]
+
+    def without_saved(self) -> "Graph":
+        nodes = [n for n in self.nodes if n.kind != "saved"]
+        keep = {n.id for n in nodes}
+        return Graph(nodes, [e for e in self.edges if e.src in keep and e.dst in keep])
+
+
+def json_safe(values):
+    """Nested lists for JSON: nan/inf as the strings "nan", "inf", "-inf" (JSON has no
+    such numbers), complex numbers as [re, im]."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if isinstance(values, list):
+        return [json_safe(v) for v in values]
+    if isinstance(values, complex):
+        return [json_safe(values.real), json_safe(values.imag)]
+    if isinstance(values, float) and not math.isfinite(values):
+        return "nan" if values != values else ("inf" if values > 0 else "-inf")
+    return values
+
+
+def graph_to_dict(graph: Graph) -> dict:
+    """The export's JSON contract, `torchscope.graph/1`."""
+    nodes = []
+    for n in graph.nodes:
+        d = dict(n.__dict__)
+        if n.kind == "tensor":
+            d["grad"] = None if n.grad is None else json_safe(n.grad)
+            if not d["aliases"]:
+                d.pop("aliases")
+        nodes.append(d)
+    return {"format": "torchscope.graph/1", "nodes": nodes,
+            "edges": [{"from": e.src, "to": e.dst} for e in graph.edges]}

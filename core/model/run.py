@@ -1,0 +1,34 @@
+"""What one request to the kernel gives back: a run of the script, a recorded
+backward, or zeroed grads all answer with a RunResult."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backward import BackwardTrace, GradInfo
+from .graph import Graph
+from .tensors import TensorValues
+
+
+@dataclass
+class RunError:
+    type: str  # "SyntaxError", "ZeroDivisionError", "KeyboardInterrupt", "ScriptTimeout"
+    message: str
+    line: int | None  # 1-based line in the script, None when the error is not in it
+    phase: str = "run"  # "run", "backward" or "trace"
+    traceback: str = ""
+
+    def one_line(self, filename: str) -> str:
+        where = f"{filename}:{self.line}" if self.line else filename
+        return f"{where}: {self.type}: {self.message}"
+
+
+@dataclass
+class RunResult:
+    graph: Graph | None
+    values: dict[str, TensorValues] = field(default_factory=dict)  # tensor node id -> values
+    stdout: str = ""
+    stderr: str = ""
+    error: RunError | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, trace, values
+    backward: BackwardTrace | None = None  # the script's own backward, or the one asked for
+    grad_history: dict[str, list[GradInfo | None]] = field(default_factory=dict)  # leaf -> .grad after each Backward (None: zeroed)

@@ -1,0 +1,168 @@
+"""User intent -> Session requests, and the kernel's answers -> state objects.
+
+Panels call these methods (run, backward, select a node, add a hook…); the Session's
+signals land here too, and both end in the state objects panels draw from. This is
+the only module that knows both the Session and the states.
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore
+
+from core.hooks import add_hook
+from core.labels import error_kind, explain_error
+from core.model.run import RunResult
+from gui.session import STATUS_TEXT, Session
+from gui.state import States
+
+DEBOUNCE_MS = 300  # live mode: run this long after the last keystroke
+
+
+class Actions(QtCore.QObject):
+    goto_line = QtCore.Signal(int)  # the editor should show this line
+
+    def __init__(self, states: States, session: Session, parent=None):
+        super().__init__(parent)
+        self.states = states
+        self.session = session
+        self.first_run_done = False
+        self.debounce = QtCore.QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self.debounce.timeout.connect(self.run_now)
+        states.script.edited.connect(self._on_edited)
+        states.selection.changed.connect(self._on_selected)
+        session.state_changed.connect(lambda s: states.kernel.set_status(STATUS_TEXT[s]))
+        session.event.connect(states.kernel.event)
+        session.ready.connect(self._on_ready)
+        session.run_result.connect(self.show_run)
+        session.backward_result.connect(self.show_backward)
+        session.values_ready.connect(states.run.set_values)
+
+    # --- running -----------------------------------------------------------------
+    def run_now(self) -> None:
+        self.debounce.stop()
+        self.session.run(self.states.script.text())
+
+    def interrupt(self) -> None:
+        self.session.interrupt()
+
+    def restart_kernel(self) -> None:
+        self.session.restart()
+
+    def set_live(self, on: bool) -> None:
+        self.states.settings.set_live(on)
+
+    def _on_edited(self) -> None:
+        if self.states.settings.live:
+            self.debounce.start()
+
+    def _on_ready(self) -> None:
+        """Run the restored text once, on the first start only: after a crash the
+        same text could crash the new kernel again."""
+        if not self.first_run_done and not self.session.is_running():
+            self.run_now()
+        self.first_run_done = True
+
+    def show_run(self, result: RunResult) -> None:
+        s = self.states
+        s.run.set_result(result)
+        err = result.error
+        if err is None:
+            s.script.set_error(None)
+            s.backward.set_roots(result.graph)
+            # The script's own backward() was recorded: ready to step, no button needed.
+            s.backward.set_trace(result.backward, at_end=True)
+            self._on_selected(s.selection.node_id)
+        elif err.line:
+            plain = explain_error(err.message)
+            s.script.set_error(err.line, f"{err.type}: {err.message}"
+                               + (f"\n{plain}" if plain != err.message else ""))
+        else:
+            s.script.set_error(None)
+
+    # --- backward ------------------------------------------------------------------
+    def backward(self) -> None:
+        s = self.states
+        if s.run.stale:
+            s.backward.set_note("The script has an error, so the graph shown is an old one: "
+                                "fix the error first, then press Backward.", error=True)
+            return
+        o = s.backward.options
+        if not o.root:
+            s.backward.set_note("No tensor that requires grad to differentiate: create a leaf with "
+                                "requires_grad=True first.", error=True)
+            return
+        gradient = "" if s.backward.root_is_scalar() else o.gradient.strip()
+        if not self.session.backward(o.root, gradient, o.retain_graph, o.create_graph, o.zero_first):
+            s.backward.set_note("The kernel is busy running your script; try again when "
+                                "it says ready.", error=True)
+
+    def zero_grads(self) -> None:
+        self.session.zero_grads()
+
+    def show_backward(self, result: RunResult) -> None:
+        """After Backward or Zero grads: the graph with its new grads, and the recording."""
+        s = self.states
+        trace = result.backward
+        if trace is not None and trace.error and error_kind(trace.error) == "graph_freed":
+            s.view.set_show_saved(True)  # so the freed saved tensors can be seen
+        s.run.set_result(result, output=False)
+        s.backward.set_roots(result.graph)
+        s.backward.set_trace(trace)
+        if trace is None:
+            s.kernel.event.emit("Gradients zeroed.")
+        elif trace.error:
+            s.backward.set_note(explain_error(trace.error), error=True)
+            s.kernel.event.emit(f"backward() of {trace.root_name} failed: {trace.error}")
+        else:
+            s.kernel.event.emit(f"backward() of {trace.root_name}: {len(trace.steps)} steps recorded. "
+                                "Step with ← → (graph focused) or press ▶.")
+        self._on_selected(s.selection.node_id)
+
+    # --- the graph -------------------------------------------------------------------
+    def select(self, node_id: str) -> None:
+        self.states.selection.set(node_id)
+
+    def _on_selected(self, node_id: str) -> None:
+        """A big tensor's statistics are fetched when it is selected; a tensor made
+        by an op becomes the Backward root."""
+        s = self.states
+        graph = s.run.graph
+        if not node_id or graph is None:
+            return
+        try:
+            node = graph.node(node_id)
+        except KeyError:
+            return
+        values = s.run.values.get(node_id)
+        if values is not None and values.stats is None and node.name:
+            self.session.request_values(node_id, node.name)
+        if node.kind == "tensor" and node.name and node.grad_fn:
+            s.backward.choose_root(node.name)
+
+    def add_hook(self, node_id: str, kind: str) -> None:
+        """Write a gradient hook into the script (so the script stays the truth) and rerun."""
+        s = self.states
+        graph = s.run.graph
+        node = next((n for n in graph.nodes if n.id == node_id), None) if graph else None
+        op = None
+        if node is not None and node.kind == "op":  # hook the node through a tensor it made
+            op = node.name
+            made = [n for e in graph.edges if e.src == node_id
+                    for n in graph.nodes if n.id == e.dst and n.kind == "tensor" and n.name]
+            node = made[0] if made else None
+            if node is None:
+                s.kernel.event.emit(f"{op} made no named tensor to reach it by: bind its result "
+                                    "to a name first.")
+                return
+        if node is None or not node.name:
+            return
+        try:
+            code, line = add_hook(s.script.text(), node.name, kind, op)
+        except ValueError as exc:
+            s.kernel.event.emit(f"Could not add the hook: {exc}")
+            return
+        s.script.set_text(code)
+        s.script.set_file(s.script.path, True)
+        self.goto_line.emit(line)
+        s.kernel.event.emit(f"Added a gradient hook on {op or node.name} at line {line} "
+                            "(Ctrl+Z undoes it). Press Backward to see its effect.")
+        self.run_now()

@@ -1,0 +1,398 @@
+"""State objects: the single source of truth each panel draws from.
+
+Each is a QObject with signals for what changed, and `as_dict`/`from_dict` for what
+persists. Panels read them and subscribe; `gui.actions` writes them (after the
+user asks for something, or when the kernel answers). No panel holds state another
+one needs, and no panel reaches into another (as glue's viewer states and napari's
+`Dims` do it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core.model.backward import BackwardTrace, StepView, step_view
+from core.model.graph import Graph
+from core.model.run import RunError, RunResult
+from core.model.tensors import TensorValues
+from gui.theme import Theme
+
+SPEEDS_MS = [1600, 800, 400, 200]  # play: one step every … (0.5×, 1×, 2×, 4×)
+
+
+class ScriptState(QtCore.QObject):
+    """The script: its text (the editor draws this document), its file, and the
+    error mark of its last run."""
+
+    edited = QtCore.Signal()  # the user changed the text (never for set_text)
+    file_changed = QtCore.Signal()  # path or dirty flag
+    error_changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.document = QtGui.QTextDocument(self)
+        self.document.setDocumentLayout(QtWidgets.QPlainTextDocumentLayout(self.document))
+        self.path: str | None = None
+        self.dirty = False
+        self.error_line: int | None = None
+        self.error_message = ""
+        self._setting = False
+        self.document.contentsChanged.connect(self._on_contents_changed)
+
+    def text(self) -> str:
+        return self.document.toPlainText()
+
+    def set_text(self, text: str) -> None:
+        """Replace the whole script without `edited`. Over existing text the
+        replacement is one undo step (Ctrl+Z brings back what was typed); into an
+        empty document the undo history starts fresh."""
+        self._setting = True
+        try:
+            if self.document.isEmpty():
+                self.document.setPlainText(text)
+            else:
+                cursor = QtGui.QTextCursor(self.document)
+                cursor.beginEditBlock()
+                cursor.select(QtGui.QTextCursor.SelectionType.Document)
+                cursor.insertText(text)
+                cursor.endEditBlock()
+        finally:
+            self._setting = False
+
+    def _on_contents_changed(self) -> None:
+        if not self._setting:
+            if not self.dirty:
+                self.set_file(self.path, True)
+            self.edited.emit()
+
+    def set_file(self, path: str | None, dirty: bool) -> None:
+        self.path, self.dirty = path, dirty
+        self.file_changed.emit()
+
+    def set_error(self, line: int | None, message: str = "") -> None:
+        self.error_line, self.error_message = line, message
+        self.error_changed.emit()
+
+    def as_dict(self) -> dict:
+        return {"path": self.path or "", "dirty": self.dirty}
+
+    def from_dict(self, d: dict) -> None:
+        self.set_file(d.get("path") or None, bool(d.get("dirty", False)))
+
+
+class RunState(QtCore.QObject):
+    """What the kernel answered last: the graph on screen with its tensors' values,
+    the run's output, and its error (the graph then is the last good one, stale)."""
+
+    graph_changed = QtCore.Signal()
+    error_changed = QtCore.Signal()
+    output_changed = QtCore.Signal()
+    values_changed = QtCore.Signal(str)  # node id
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.graph: Graph | None = None
+        self.values: dict[str, TensorValues] = {}
+        self.grad_history: dict[str, list] = {}
+        self.error: RunError | None = None
+        self.stdout = self.stderr = ""
+        self.timings: dict[str, float] = {}
+
+    def set_result(self, result: RunResult, output: bool = True) -> None:
+        """A run (`output`), a Backward or Zero grads answered. With an error, the
+        graph stays."""
+        if output:
+            self.stdout, self.stderr, self.timings = result.stdout, result.stderr, result.timings
+        if result.error is None and result.graph is not None:
+            self.graph, self.values, self.grad_history = result.graph, result.values, result.grad_history
+            self.graph_changed.emit()
+        if result.error is not None or self.error is not None:
+            self.error = result.error
+            self.error_changed.emit()
+        if output:
+            self.output_changed.emit()
+
+    def set_values(self, node_id: str, values: TensorValues) -> None:
+        self.values[node_id] = values
+        self.values_changed.emit(node_id)
+
+    @property
+    def stale(self) -> bool:
+        return self.error is not None
+
+    def as_dict(self) -> dict:
+        return {"stdout": self.stdout, "stderr": self.stderr,
+                "error": None if self.error is None else self.error.__dict__.copy()}
+
+
+class KernelState(QtCore.QObject):
+    """The kernel as the user sees it: a status word and sentences about events."""
+
+    status_changed = QtCore.Signal(str)
+    event = QtCore.Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.status = "stopped"
+
+    def set_status(self, text: str) -> None:
+        self.status = text
+        self.status_changed.emit(text)
+
+    def as_dict(self) -> dict:
+        return {"status": self.status}
+
+
+class SelectionState(QtCore.QObject):
+    changed = QtCore.Signal(str)  # node id, "" for none
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.node_id = ""
+
+    def set(self, node_id: str) -> None:
+        if node_id != self.node_id:
+            self.node_id = node_id
+            self.changed.emit(node_id)
+
+    def as_dict(self) -> dict:
+        return {"node_id": self.node_id}
+
+    def from_dict(self, d: dict) -> None:
+        self.set(d.get("node_id", ""))
+
+
+@dataclass
+class BackwardOptions:
+    root: str = ""
+    gradient: str = ""  # a Python expression; `root` is the tensor; "" for ones
+    retain_graph: bool = False
+    create_graph: bool = False
+    zero_first: bool = False
+
+
+@dataclass
+class Note:
+    text: str = ""
+    error: bool = False
+
+
+class BackwardState(QtCore.QObject):
+    """The recorded backward on screen, the step shown, playback, the options of the
+    next Backward, and the note under the bar."""
+
+    roots_changed = QtCore.Signal()
+    trace_changed = QtCore.Signal()
+    step_changed = QtCore.Signal(int)  # -1: before the first step
+    playing_changed = QtCore.Signal(bool)
+    note_changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.roots: list[str] = []  # named tensors with a grad_fn
+        self.shapes: dict[str, list[int]] = {}
+        self.options = BackwardOptions()
+        self.trace: BackwardTrace | None = None
+        self.index = -1
+        self.note = Note()
+        self.speed = 1  # index into SPEEDS_MS
+        self.timer = QtCore.QTimer(self, interval=SPEEDS_MS[self.speed])
+        self.timer.timeout.connect(self._tick)
+
+    # roots
+    def set_roots(self, graph: Graph) -> None:
+        """Every named tensor made by an op; keep the current choice if it remains,
+        else the last one (usually the loss)."""
+        tensors = graph.by_kind("tensor")
+        self.roots = [n.name for n in tensors if n.name and n.grad_fn is not None]
+        self.shapes = {n.name: n.shape for n in tensors if n.name}
+        if self.options.root not in self.roots:
+            self.options.root = self.roots[-1] if self.roots else ""
+        self.roots_changed.emit()
+        self.explain_root()
+
+    def choose_root(self, name: str) -> None:
+        if name in self.roots and name != self.options.root:
+            self.options.root = name
+            self.roots_changed.emit()
+            self.explain_root()
+
+    def root_is_scalar(self) -> bool:
+        shape = self.shapes.get(self.options.root)
+        return shape is not None and all(s == 1 for s in shape)
+
+    def explain_root(self) -> None:
+        name = self.options.root
+        if name and name in self.shapes and not self.root_is_scalar():
+            self.set_note(f"{name} is not a scalar: backward() needs the vector v of the "
+                          "vector-Jacobian product vᵀ·J, one number per element (ones by default).")
+        else:
+            self.set_note("")
+
+    def set_note(self, text: str, error: bool = False) -> None:
+        self.note = Note(text, error)
+        self.note_changed.emit()
+
+    # the recording
+    def set_trace(self, trace: BackwardTrace | None, at_end: bool = False) -> None:
+        """A new recording: before its first step, or (`at_end`, the script's own
+        backward, already done) at its last."""
+        self.pause()
+        self.trace = trace
+        self.index = len(trace.steps) - 1 if (trace and at_end) else -1
+        self.trace_changed.emit()
+        self.step_changed.emit(self.index)
+
+    def view(self, graph: Graph | None) -> StepView | None:
+        if self.trace is None or graph is None:
+            return None
+        return step_view(graph, self.trace, self.index)
+
+    def current_step(self, node_id: str):
+        """The step at which `node_id` ran, up to the step shown."""
+        if self.trace is None:
+            return None
+        return next((s for s in self.trace.steps[: self.index + 1] if s.node == node_id), None)
+
+    # stepping
+    def set_step(self, index: int) -> None:
+        if self.trace is None:
+            return
+        index = max(-1, min(index, len(self.trace.steps) - 1))
+        if index != self.index:
+            self.index = index
+            self.step_changed.emit(index)
+
+    def step_forward(self) -> None:
+        self.set_step(self.index + 1)
+
+    def step_back(self) -> None:
+        self.set_step(self.index - 1)
+
+    def to_start(self) -> None:
+        self.set_step(-1)
+
+    def to_end(self) -> None:
+        if self.trace:
+            self.set_step(len(self.trace.steps) - 1)
+
+    def toggle_play(self) -> None:
+        if self.timer.isActive():
+            self.pause()
+        elif self.trace and self.trace.steps:
+            if self.index >= len(self.trace.steps) - 1:
+                self.set_step(-1)
+            self.timer.start()
+            self.playing_changed.emit(True)
+
+    def pause(self) -> None:
+        if self.timer.isActive():
+            self.timer.stop()
+            self.playing_changed.emit(False)
+
+    def is_playing(self) -> bool:
+        return self.timer.isActive()
+
+    def set_speed(self, i: int) -> None:
+        self.speed = i
+        self.timer.setInterval(SPEEDS_MS[i])
+
+    def _tick(self) -> None:
+        if self.trace is None or self.index >= len(self.trace.steps) - 1:
+            self.pause()
+        else:
+            self.step_forward()
+
+    def as_dict(self) -> dict:
+        o = self.options
+        return {"retain_graph": o.retain_graph, "create_graph": o.create_graph,
+                "zero_first": o.zero_first, "speed": self.speed}
+
+    def from_dict(self, d: dict) -> None:
+        o = self.options
+        o.retain_graph = bool(d.get("retain_graph", False))
+        o.create_graph = bool(d.get("create_graph", False))
+        o.zero_first = bool(d.get("zero_first", False))
+        speed = d.get("speed", 1)
+        self.set_speed(speed if speed in range(len(SPEEDS_MS)) else 1)
+        self.roots_changed.emit()
+
+
+class GraphViewState(QtCore.QObject):
+    """How the graph is drawn: saved tensors on or off, which layout engine."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.show_saved = False
+        self.use_dot = False
+
+    def set_show_saved(self, on: bool) -> None:
+        if on != self.show_saved:
+            self.show_saved = on
+            self.changed.emit()
+
+    def set_use_dot(self, on: bool) -> None:
+        if on != self.use_dot:
+            self.use_dot = on
+            self.changed.emit()
+
+    def as_dict(self) -> dict:
+        return {"show_saved": self.show_saved, "use_dot": self.use_dot}
+
+    def from_dict(self, d: dict) -> None:
+        self.set_show_saved(bool(d.get("show_saved", False)))
+        self.set_use_dot(bool(d.get("use_dot", False)))
+
+
+class SettingsState(QtCore.QObject):
+    """Preferences that are not a panel's: live mode and the recent files."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.live = True
+        self.recent: list[str] = []
+
+    def set_live(self, on: bool) -> None:
+        if on != self.live:
+            self.live = on
+            self.changed.emit()
+
+    def add_recent(self, path: str, keep: int = 8) -> None:
+        self.recent = [path] + [p for p in self.recent if p != path][:keep - 1]
+        self.changed.emit()
+
+    def as_dict(self) -> dict:
+        return {"live": self.live, "recent": list(self.recent)}
+
+    def from_dict(self, d: dict) -> None:
+        self.live = bool(d.get("live", True))
+        self.recent = [str(p) for p in d.get("recent", []) if isinstance(p, str)]
+        self.changed.emit()
+
+
+@dataclass
+class States:
+    """Every state object of one window; panels take the ones they draw."""
+    script: ScriptState = field(default_factory=ScriptState)
+    run: RunState = field(default_factory=RunState)
+    kernel: KernelState = field(default_factory=KernelState)
+    selection: SelectionState = field(default_factory=SelectionState)
+    backward: BackwardState = field(default_factory=BackwardState)
+    view: GraphViewState = field(default_factory=GraphViewState)
+    settings: SettingsState = field(default_factory=SettingsState)
+    theme: Theme = field(default_factory=Theme)
+
+    PERSISTENT = ("script", "backward", "view", "settings", "theme")
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name).as_dict() for name in self.PERSISTENT}
+
+    def from_dict(self, d: dict) -> None:
+        for name in self.PERSISTENT:
+            if isinstance(d.get(name), dict):
+                getattr(self, name).from_dict(d[name])
