@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from core.backward import record_backward  # noqa: E402
+from core.kernel.record import record_backward  # noqa: E402
 
 
 def resnet18():
@@ -52,7 +52,7 @@ def time_backward(build, recorded: bool) -> float:
     root = build()
     t0 = time.perf_counter()
     if recorded:
-        trace = record_backward(root, "root")
+        trace = record_backward(root, "root").trace
         assert trace.error is None and trace.steps
     else:
         root.backward()

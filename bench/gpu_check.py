@@ -19,8 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from core import probe  # noqa: E402
 from core.export import to_json  # noqa: E402
+from core.kernel.record import record_backward  # noqa: E402
+from core.kernel.runner import Runner  # noqa: E402
+from core.protocol import decode, encode  # noqa: E402
 
 RESNET = """
 import torch, torchvision
@@ -41,27 +43,32 @@ def main(out_dir: Path) -> None:
     lines.append("nvidia-smi: " + smi.stdout.strip())
 
     example = (ROOT / "resources" / "examples" / "08_gpu.py").read_text()
-    snap = probe.run(example, "08_gpu.py", grad_limit=None, summaries=True)
-    assert snap.error is None, snap.error
-    (out_dir / "gpu_graph.json").write_text(to_json(snap.graph))
-    devices = sorted({f"{n.name}:{n.device}" for n in snap.graph.by_kind("tensor")})
+    result = Runner(grad_limit=None).run(example, "08_gpu.py", values=True)
+    assert result.error is None, result.error
+    (out_dir / "gpu_graph.json").write_text(to_json(result.graph))
+    devices = sorted({f"{n.name}:{n.device}" for n in result.graph.by_kind("tensor")})
     lines.append("08_gpu.py tensors: " + ", ".join(devices))
-    lines.append("08_gpu.py stdout: " + snap.stdout.strip())
+    lines.append("08_gpu.py stdout: " + result.stdout.strip())
+    data, buffers = encode(result, "m1")
+    back, _ = decode(data, [bytes(b) for b in buffers])
+    lines.append(f"08_gpu.py over the wire: {len(buffers)} buffers, "
+                 f"{sum(len(bytes(b)) for b in buffers)} bytes; decoded graph has "
+                 f"{len(back.graph.nodes)} nodes (sent {len(result.graph.nodes)})")
 
+    runner = Runner()
     for name in ("resnet18", "resnet50"):
         code = RESNET.format(name=name)
-        probe.run(code, f"{name}.py")  # warm-up: cuDNN autotune, allocator
-        runs = [probe.run(code, f"{name}.py") for _ in range(5)]
-        t = {k: statistics.median(r.timings[k] for r in runs) * 1000 for k in ("exec", "trace", "summaries")}
+        runner.run(code, f"{name}.py")  # warm-up: cuDNN autotune, allocator
+        runs = [runner.run(code, f"{name}.py") for _ in range(5)]
+        t = {k: statistics.median(r.timings[k] for r in runs) * 1000 for k in ("exec", "trace", "values")}
         g = runs[-1].graph
         lines.append(f"{name} on cuda (batch 8, 224x224, forward+backward): exec {t['exec']:.1f} ms, "
-                     f"trace {t['trace']:.1f} ms, summaries {t['summaries']:.1f} ms "
+                     f"trace {t['trace']:.1f} ms, values {t['values']:.1f} ms "
                      f"(medians of 5; {len(g.by_kind('tensor'))} tensors, {len(g.by_kind('op'))} ops), "
                      f"max memory allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
         devs = {n.device for n in g.by_kind("tensor")}
         lines.append(f"  tensor devices in the graph: {sorted(devs)}")
 
-    from core.backward import record_backward
     import torchvision
     model = torchvision.models.resnet18(weights=None).cuda()
     inp = torch.randn(8, 3, 224, 224, device="cuda")
@@ -85,7 +92,8 @@ def main(out_dir: Path) -> None:
     t0 = time.perf_counter()
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/core/test_cuda.py", "tests/core/test_graph_vs_torch.py",
-                           "tests/core/test_probe.py", "tests/core/test_protocol.py",
+                           "tests/core/test_runner.py", "tests/core/test_protocol.py",
+                           "tests/core/test_serve.py",
                            "tests/core/test_backward.py", "tests/core/test_hooks.py",
                            "tests/core/test_cut_off.py"],
                           cwd=ROOT, capture_output=True, text=True)

@@ -8,8 +8,8 @@ Run from the repository root:
 
 Ours, per repeat, is the real path from a script's text to pixels, in one process:
 
-    core.probe.run(S)                        exec (excluded) + trace + summaries
-    core.protocol.encode_snapshot/decode     the wire, kernel -> app
+    Runner().run(S)                          exec (excluded) + trace + values
+    core.protocol.encode/decode              the wire, kernel -> window (RunResult)
     graph.without_saved(); layout_graph      on the decoded graph, as the app does
     GraphScene.draw + render to a QImage     1600x1000, scene fitted, antialiased
 
@@ -46,9 +46,9 @@ import torch  # noqa: E402
 import torchviz  # noqa: E402
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-import core.probe  # noqa: E402
+from core.kernel.runner import Runner  # noqa: E402
 from core.layout import layout_graph  # noqa: E402
-from core.protocol import decode_snapshot, encode_snapshot  # noqa: E402
+from core.protocol import decode, encode  # noqa: E402
 from gui.panels.graph import GraphScene  # noqa: E402
 
 VIEWPORT = (1600, 1000)
@@ -147,7 +147,7 @@ class Renderer:
         return built
 
 
-WORST_PARTS = ("trace", "summ", "layout", "draw", "wire", "run_other", "gc_run")
+WORST_PARTS = ("trace", "values", "layout", "draw", "wire", "run_other", "gc_run")
 
 
 class GCClock:
@@ -170,19 +170,19 @@ class GCClock:
 GC = GCClock()
 
 
-def ours_once(case: Case, renderer: Renderer):
+def ours_once(case: Case, renderer: Renderer, runner: Runner):
     g0 = GC.total
     t0 = time.perf_counter()
-    snap = core.probe.run(case.code, filename="bench.py")
+    result = runner.run(case.code, filename="bench.py")
     t1 = time.perf_counter()
     g1 = GC.total
-    if snap.error is not None:
-        raise RuntimeError(f"{case.name}: {snap.error.one_line('bench.py')}\n{snap.error.traceback}")
-    data, buffers = encode_snapshot(snap, 1)
-    _, got = decode_snapshot(data, buffers)
+    if result.error is not None:
+        raise RuntimeError(f"{case.name}: {result.error.one_line('bench.py')}\n{result.error.traceback}")
+    data, buffers = encode(result, "m1")
+    got, _ = decode(data, buffers)
     t2 = time.perf_counter()
     graph = got.graph.without_saved()
-    layout = layout_graph(graph)
+    layout = layout_graph(graph, metrics=renderer.scene.metrics)  # the font the scene draws with
     t3 = time.perf_counter()
     g3 = GC.total
     built = renderer.draw(graph, layout)
@@ -193,16 +193,16 @@ def ours_once(case: Case, renderer: Renderer):
     json.loads(text)
     t5 = time.perf_counter()
 
-    tm = snap.timings
+    tm = result.timings
     parts = {
-        "trace": tm["trace"], "summ": tm.get("summaries", 0.0),
-        "run_other": (t1 - t0) - tm["exec"] - tm["trace"] - tm.get("summaries", 0.0),
+        "trace": tm["trace"], "values": tm.get("values", 0.0),
+        "run_other": (t1 - t0) - tm["exec"] - tm["trace"] - tm.get("values", 0.0),
         "wire": t2 - t1, "layout": t3 - t2, "draw": t4 - t3,
         "draw_build": built, "draw_paint": t4 - t3 - built,
         "exec": tm["exec"], "json": t5 - t4,
         "gc_run": g1 - g0, "gc_wire_layout": g3 - g1, "gc_draw": g4 - g3,
     }
-    return Sample(total=(t4 - t0) - tm["exec"], parts=parts), snap, graph, len(text)
+    return Sample(total=(t4 - t0) - tm["exec"], parts=parts), result, graph, len(text)
 
 
 def torchviz_params(ns: dict) -> dict:
@@ -242,16 +242,17 @@ def ms(s: float) -> str:
 
 def bench(case: Case, ours_reps: int, peer_reps: int) -> dict:
     renderer = Renderer()
-    ours_once(case, renderer)  # warm-up: imports, torchvision, fonts, caches
+    runner = Runner()
+    ours_once(case, renderer, runner)  # warm-up: imports, torchvision, fonts, caches
     samples = []
     for _ in range(ours_reps):
-        sample, snap, graph, json_len = ours_once(case, renderer)
+        sample, result, graph, json_len = ours_once(case, renderer, runner)
         samples.append(sample)
-    ns = core.probe.last_namespace
+    ns = runner.namespace
     root = ns[case.root]
     params = torchviz_params(ns)
     counts = {k: len(graph.by_kind(k)) for k in ("tensor", "op")}
-    counts["saved"] = len(snap.graph.by_kind("saved"))
+    counts["saved"] = len(result.graph.by_kind("saved"))
     counts["items"] = len(renderer.scene.items())
 
     peer = []
@@ -297,14 +298,14 @@ def main(argv=None) -> int:
         results.append(bench(c, *reps))
 
     head = (f"{'graph':<12}{'nodes t/op':>12}{'ours p50':>11}{'ours p95':>11}"
-            f"{'torchviz+dot p50':>18}{'ratio':>9}   (trace / summ / layout / draw / wire ms)")
+            f"{'torchviz+dot p50':>18}{'ratio':>9}   (trace / values / layout / draw / wire ms)")
     print()
     print(head)
     print("-" * len(head))
     for r in results:
         p = r["parts"]
         nodes = f"{r['counts']['tensor']}/{r['counts']['op']}"
-        parts = " / ".join(f"{p[k] * 1000:.1f}" for k in ("trace", "summ", "layout", "draw", "wire"))
+        parts = " / ".join(f"{p[k] * 1000:.1f}" for k in ("trace", "values", "layout", "draw", "wire"))
         print(f"{r['case'].name:<12}{nodes:>12}{ms(r['p50']):>11}{ms(r['p95']):>11}"
               f"{ms(r['peer_p50']):>18}{r['peer_p50'] / r['p50']:>8.1f}x   ({parts})")
 
@@ -315,9 +316,9 @@ def main(argv=None) -> int:
         print(f"  {r['case'].name}: n ours={r['n_ours']} peer={r['n_peer']}; "
               f"{c['saved']} saved tensors (traced, not drawn); {c['items']} scene items\n"
               f"    draw = build {p['draw_build'] * 1000:.1f} + paint {p['draw_paint'] * 1000:.1f} ms; "
-              f"probe.run overhead outside exec/trace/summ {p['run_other'] * 1000:.1f} ms; "
+              f"Runner.run overhead outside exec/trace/values {p['run_other'] * 1000:.1f} ms; "
               f"exec (excluded) {p['exec'] * 1000:.1f} ms\n"
-              f"    Python gc pauses: in probe.run (exec included) {p['gc_run'] * 1000:.1f} ms, "
+              f"    Python gc pauses: in Runner.run (exec included) {p['gc_run'] * 1000:.1f} ms, "
               f"in wire+layout {p['gc_wire_layout'] * 1000:.1f} ms, in draw {p['gc_draw'] * 1000:.1f} ms\n"
               f"    slowest run {r['worst'].total * 1000:.1f} ms = "
               + " / ".join(f"{k} {r['worst'].parts[k] * 1000:.1f}" for k in WORST_PARTS) + "\n"

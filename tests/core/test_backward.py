@@ -1,11 +1,11 @@
-"""core.backward: the recorded backward against torch itself.
+"""core.kernel.record: the recorded backward against torch itself.
 
 Each script's forward is built several times from the same seed: once for a plain
 `root.backward(...)` (the reference grads), once under `record_backward`, and once
 under hooks this file registers itself (the reference for what flowed through every
 node). The order test puts this file's hooks and the recorder on the *same* graph.
-Then `probe.run(backward=...)`, the export, `probe.backward_in_last` (the app's
-Backward button) and the protocol round trip.
+Then `Runner.run(backward=...)`, the export, `Runner.backward` (the app's Backward
+button), plain words for refusals (`core.labels`) and the protocol round trip.
 """
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from wire_check import deep_equal, wire
 
-from core import probe
-from core.backward import (BackwardStep, BackwardTrace, GradInfo, explain_error, grad_info,
-                           record_backward, resolve_ids, trace_to_dict, zero_grads)
-from core.graph import trace_graph
-from core.protocol import decode_snapshot, encode_snapshot, trace_from_wire, trace_to_wire
+from core.kernel.record import grad_info, record_backward, resolve_ids, zero_grads
+from core.kernel.runner import Runner
+from core.kernel.trace import trace_graph
+from core.labels import error_kind, explain_error
+from core.model.backward import BackwardStep, BackwardTrace, GradInfo, trace_to_dict
+from core.model.tensors import VALUES_LIMIT
+from core.protocol import decode, encode
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "resources" / "examples"
@@ -167,7 +171,8 @@ def hook_everything(root) -> tuple[list, list, list]:
 
 
 def values_tensor(info: GradInfo, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(info.values, dtype=torch.float64).reshape(like.shape)
+    assert isinstance(info.values, np.ndarray) and list(info.values.shape) == info.shape
+    return torch.from_numpy(np.asarray(info.values, dtype=np.float64)).reshape(like.shape)
 
 
 def same(info: GradInfo | None, t: torch.Tensor | None) -> bool:
@@ -217,7 +222,8 @@ def test_recorded_grads_equal_plain_backward_and_own_hooks(script_id):
 
     # recorded
     ns1, root1, g1, cg = build(script_id)
-    trace = record_backward(root1, SCRIPTS[script_id][1], g1, create_graph=cg, limit=None)
+    rec = record_backward(root1, SCRIPTS[script_id][1], g1, create_graph=cg, limit=None)
+    trace = rec.trace
     assert trace.error is None
     assert trace.root == "" and trace.root_name == SCRIPTS[script_id][1]
     assert trace.create_graph is cg
@@ -261,7 +267,8 @@ def test_order_is_the_engines_and_topological(script_id):
     post, pre, handles = hook_everything(root)  # registered before the recorder's
     fns = walk(root.grad_fn)
     try:
-        trace = record_backward(root, "root", gradient, create_graph=cg)
+        rec = record_backward(root, "root", gradient, create_graph=cg)
+        trace = rec.trace
     finally:
         for h in handles:
             h.remove()
@@ -284,15 +291,15 @@ def test_order_is_the_engines_and_topological(script_id):
 
 def test_hooks_are_taken_off_after_the_recording():
     ns, root, gradient, _ = build("seed")
-    trace = record_backward(root, "y", retain_graph=True)
+    trace = record_backward(root, "y", retain_graph=True).trace
     n = len(trace.steps)
     assert n == 5
     root.backward(retain_graph=True)
     assert len(trace.steps) == n
     # and after a failed backward too
-    failing = record_backward(root, "y", gradient=torch.ones(3))
+    failing = record_backward(root, "y", gradient=torch.ones(3)).trace
     assert failing.error and not failing.steps
-    trace2 = record_backward(root, "y")
+    trace2 = record_backward(root, "y").trace
     assert len(trace2.steps) == 5 and len(trace.steps) == n and not failing.steps
     assert ns["w"].grad.tolist() == [15.0]
 
@@ -300,7 +307,7 @@ def test_hooks_are_taken_off_after_the_recording():
 def test_limit_caps_values_not_statistics():
     torch.manual_seed(0)
     x = torch.randn(10, requires_grad=True)
-    trace = record_backward((x * x).sum(), "y", limit=4)
+    trace = record_backward((x * x).sum(), "y", limit=4).trace
     acc = trace.steps[-1]
     assert acc.name == "AccumulateGrad"
     g = acc.leaf_grad
@@ -308,40 +315,68 @@ def test_limit_caps_values_not_statistics():
     assert g.norm == pytest.approx(float(x.grad.norm()), rel=1e-5)
     assert (g.min, g.max) == pytest.approx((float(x.grad.min()), float(x.grad.max())))
     u = torch.ones(4, requires_grad=True)
-    small = record_backward((u * 3).sum(), "z", limit=4)
-    assert small.steps[-1].leaf_grad.values == [3.0, 3.0, 3.0, 3.0]
-    # default limit: 64 elements kept, 65 not
-    assert grad_info(torch.ones(64)).values == [1.0] * 64
-    assert grad_info(torch.ones(65)).values is None
-    assert grad_info(torch.ones(65), limit=None).values == [1.0] * 65
+    small = record_backward((u * 3).sum(), "z", limit=4).trace
+    assert small.steps[-1].leaf_grad.values.tolist() == [3.0, 3.0, 3.0, 3.0]
+    # default limit: VALUES_LIMIT elements kept, one more not
+    assert grad_info(torch.ones(VALUES_LIMIT)).values.tolist() == [1.0] * VALUES_LIMIT
+    assert grad_info(torch.ones(VALUES_LIMIT + 1)).values is None
+    assert grad_info(torch.ones(VALUES_LIMIT + 1), limit=None).values.tolist() == [1.0] * (VALUES_LIMIT + 1)
     assert grad_info(None) is None
-    assert grad_info(torch.tensor(2.5)).values == 2.5 and grad_info(torch.tensor(2.5)).shape == []
+    scalar = grad_info(torch.tensor(2.5))
+    assert scalar.values.shape == () and scalar.values.tolist() == 2.5 and scalar.shape == []
+    empty = grad_info(torch.ones(0, 3))
+    assert empty.shape == [0, 3] and empty.values.shape == (0, 3) and empty.norm == 0.0
+
+
+@pytest.mark.parametrize("n", [1, 64, 65, VALUES_LIMIT, VALUES_LIMIT + 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_grad_info_equals_torch_on_both_paths(n, dtype):
+    """Small grads take a path through Python lists, bigger ones torch ops: both
+    give torch's norm/min/max, and the values numpy holds equal the tensor."""
+    torch.manual_seed(n)
+    t = (torch.randn(n) * 3).to(dtype)
+    info = grad_info(t)
+    ref = t.double()
+    assert info.shape == [n] and info.dtype == str(dtype).removeprefix("torch.")
+    # torch takes the norm of a half tensor in half precision: equal to that precision
+    rel = 2e-3 if dtype == torch.float16 else 1e-5
+    assert info.norm == pytest.approx(float(torch.linalg.vector_norm(ref)), rel=rel)
+    assert (info.min, info.max) == (pytest.approx(float(ref.min())), pytest.approx(float(ref.max())))
+    if n <= VALUES_LIMIT:
+        assert isinstance(info.values, np.ndarray) and info.values.shape == (n,)
+        np.testing.assert_array_equal(info.values.astype(np.float64), ref.numpy())
+    else:
+        assert info.values is None
 
 
 def test_refused_backwards_set_error_and_explain_it():
     leaf = torch.ones(3, requires_grad=True)
-    t = record_backward(leaf, "leaf")
+    t = record_backward(leaf, "leaf").trace
     assert t.error and "grad_fn" in t.error and not t.steps
     plain = torch.ones(3) * 2
-    assert record_backward(plain, "plain").error
+    assert record_backward(plain, "plain").trace.error
     y = (leaf * 2)  # non-scalar, no gradient
-    t = record_backward(y, "y")
+    t = record_backward(y, "y").trace
     assert t.error and "scalar" in t.error and not t.steps
     assert "y.backward(v)" in explain_error(t.error)
+    assert error_kind(t.error) == "not_scalar"
     assert leaf.grad is None
     s = (leaf * leaf).sum()
-    assert record_backward(s, "s").error is None
-    t = record_backward(s, "s")
+    assert record_backward(s, "s").trace.error is None
+    t = record_backward(s, "s").trace
     assert "second time" in t.error and "\n" not in t.error
     assert "retain_graph=True" in explain_error(t.error)
+    assert error_kind(t.error) == "graph_freed"
     assert leaf.grad.tolist() == [2.0, 2.0, 2.0]
     assert explain_error("something else entirely") == "something else entirely"
+    assert error_kind("something else entirely") is None
 
 
 def test_zero_grads_and_trace_to_dict():
     ns, root, _, _ = build("seed")
-    trace = record_backward(root, "y")
+    trace = record_backward(root, "y").trace
     d = trace_to_dict(trace)
+    json.dumps(d, allow_nan=False)  # the export's contract: nested lists, strict JSON
     assert [e["name"] for e in d] == [s.name for s in trace.steps]
     assert d[0]["grad_outputs"] == [[1.0]] and d[0]["grad_inputs"] == [[2.0], [3.0]]
     assert all(set(e) == {"node", "name", "grad_inputs", "grad_outputs"} for e in d)
@@ -350,16 +385,17 @@ def test_zero_grads_and_trace_to_dict():
     assert zero_grads(ns) == []
 
 
-# --- 3. probe.run(backward=...) and the export ------------------------------------------
+# --- 3. Runner.run(backward=...) and the export -----------------------------------------
 
 @pytest.mark.parametrize("script_id", IDS)
-def test_probe_run_resolves_steps_onto_the_graph(script_id):
+def test_run_resolves_steps_onto_the_graph(script_id):
     code, root_name, _, _ = SCRIPTS[script_id]
-    snap = probe.run(HEADER + code, backward=root_name, grad_limit=None)
-    assert snap.error is None, snap.error
-    trace = snap.backward
+    runner = Runner(grad_limit=None)
+    result = runner.run(HEADER + code, backward=root_name)
+    assert result.error is None, result.error
+    trace = result.backward
     assert trace is not None and trace.error is None and trace.steps
-    g = snap.graph
+    g = result.graph
     nodes = {n.id: n for n in g.nodes}
     edges = {(e.src, e.dst) for e in g.edges}
     assert trace.root and nodes[trace.root].kind == "tensor" and nodes[trace.root].name == root_name
@@ -375,7 +411,7 @@ def test_probe_run_resolves_steps_onto_the_graph(script_id):
     for a, b in edges:
         if a in pos and b in pos:
             assert pos[b] < pos[a], (nodes[a].name, nodes[b].name)
-    ns_leaves = leaves(probe.last_namespace)
+    ns_leaves = leaves(runner.namespace)
     seen = set()
     for s in trace.steps:
         if s.name != "AccumulateGrad":
@@ -384,18 +420,21 @@ def test_probe_run_resolves_steps_onto_the_graph(script_id):
         assert leaf.kind == "tensor" and leaf.is_leaf and leaf.name in ns_leaves, leaf
         assert (s.leaf, s.node) in edges
         assert same(s.leaf_grad, ns_leaves[leaf.name].grad), leaf.name
-        assert leaf.grad == s.leaf_grad.values
+        np.testing.assert_array_equal(leaf.grad, s.leaf_grad.values)
+        assert leaf.grad.shape == s.leaf_grad.values.shape == tuple(leaf.shape)
         seen.add(leaf.name)
     assert seen == {k for k, t in ns_leaves.items() if t.grad is not None}
 
 
 def test_resolve_ids_by_hand_on_a_graph_traced_after_the_backward():
     ns, root, _, _ = build("shared_input_3x")
-    trace = record_backward(root, "y", retain_graph=True)
+    rec = record_backward(root, "y", retain_graph=True)
+    trace = rec.trace
     index: dict[int, str] = {}
     g = trace_graph(ns, index=index)
     raw = [s.node for s in trace.steps]
-    resolve_ids(trace, index, root)
+    assert resolve_ids(rec, index, root) is trace
+    assert rec.alive == []  # the autograd nodes are let go once named
     nodes = {n.id: n for n in g.nodes}
     assert trace.root == next(n.id for n in g.by_kind("tensor") if n.name == "y")
     assert [nodes[s.node].name for s in trace.steps] == [s.name for s in trace.steps]
@@ -439,93 +478,103 @@ def test_export_json_has_the_backward_list(tmp_path):
     assert step_of[acc["x"]]["grad_outputs"] == [[2.0]]
 
 
-# --- 4. backward_in_last: the app's Backward button --------------------------------------
+# --- 4. Runner.backward: the app's Backward button -----------------------------------------
+# (The old `Snapshot.explanation` is gone by design: the window words a refusal itself
+# with `core.labels.explain_error(trace.error)`, so these tests ask that function.)
 
-def history_values(snap, name):
-    return [None if g is None else g.values for g in snap.grad_history[name]]
-
-
-def run_ok(code: str):
-    snap = probe.run(code)
-    assert snap.error is None, snap.error
-    return snap
+def history_values(result, name):
+    return [None if g is None else g.values.tolist() for g in result.grad_history[name]]
 
 
-def test_backward_twice_with_retain_graph_accumulates_then_zero_first_resets():
-    run_ok(SEED)
-    s1 = probe.backward_in_last("y", retain_graph=True)
-    assert s1.backward.error is None and s1.explanation == ""
+def run_ok(runner, code: str):
+    result = runner.run(code)
+    assert result.error is None, result.error
+    return result
+
+
+def test_backward_twice_with_retain_graph_accumulates_then_zero_first_resets(runner):
+    run_ok(runner, SEED)
+    s1 = runner.backward("y", retain_graph=True)
+    assert s1.backward.error is None
     assert history_values(s1, "w") == [[5.0]] and history_values(s1, "x") == [[2.0]]
     saved = s1.graph.by_kind("saved")
     assert saved and not any(n.freed for n in saved)
-    s2 = probe.backward_in_last("y", retain_graph=True)
+    s2 = runner.backward("y", retain_graph=True)
     assert s2.backward.error is None
     assert history_values(s2, "w") == [[5.0], [10.0]] and history_values(s2, "x") == [[2.0], [4.0]]
-    assert history_values(s1, "w") == [[5.0]]  # a snapshot keeps its own copy
-    assert probe.last_namespace["w"].grad.tolist() == [10.0]
-    leaf_grads = {s.leaf: s.leaf_grad.values for s in s2.backward.steps if s.leaf}
+    assert history_values(s1, "w") == [[5.0]]  # a result keeps its own copy
+    assert runner.grad_history["w"][-1].values.tolist() == [10.0]
+    assert runner.namespace["w"].grad.tolist() == [10.0]
+    leaf_grads = {s.leaf: s.leaf_grad.values.tolist() for s in s2.backward.steps if s.leaf}
     names = {n.id: n.name for n in s2.graph.nodes}
     assert {names[k]: v for k, v in leaf_grads.items()} == {"w": [10.0], "x": [4.0]}
     w_node = next(n for n in s2.graph.by_kind("tensor") if n.name == "w")
-    assert w_node.grad == [10.0]
+    assert w_node.grad.tolist() == [10.0]
     assert s2.backward.root == next(n.id for n in s2.graph.by_kind("tensor") if n.name == "y")
-    s3 = probe.backward_in_last("y", retain_graph=True, zero_first=True)
+    assert set(s2.values) == {n.id for n in s2.graph.by_kind("tensor")}
+    assert s2.values[w_node.id].grad_preview.tolist() == [10.0]
+    s3 = runner.backward("y", retain_graph=True, zero_first=True)
     assert history_values(s3, "w") == [[5.0], [10.0], None, [5.0]]
     assert history_values(s3, "x") == [[2.0], [4.0], None, [2.0]]
-    assert probe.last_namespace["w"].grad.tolist() == [5.0]
-    z = probe.zero_grads_in_last()
+    assert runner.namespace["w"].grad.tolist() == [5.0]
+    z = runner.zero_grads()
+    assert z.backward is None and z.error is None
     assert history_values(z, "w")[-1] is None and len(z.grad_history["w"]) == 5
-    assert probe.last_namespace["w"].grad is None
+    assert runner.namespace["w"].grad is None
     assert not next(n for n in z.graph.by_kind("tensor") if n.name == "w").has_grad
     # a new run starts a new history
-    run_ok(SEED)
-    assert history_values(probe.backward_in_last("y"), "w") == [[5.0]]
+    run_ok(runner, SEED)
+    assert history_values(runner.backward("y"), "w") == [[5.0]]
 
 
-def test_second_backward_without_retain_graph_is_explained_and_saved_are_freed():
-    run_ok(SEED)
-    s1 = probe.backward_in_last("y")
+def test_second_backward_without_retain_graph_is_explained_and_saved_are_freed(runner):
+    run_ok(runner, SEED)
+    s1 = runner.backward("y")
     assert s1.backward.error is None
-    s2 = probe.backward_in_last("y")
+    s2 = runner.backward("y")
     assert s2.backward.error and "second time" in s2.backward.error
-    assert "retain_graph=True" in s2.explanation
+    assert s2.error is None  # the script is fine: the refusal lives in the trace
+    assert error_kind(s2.backward.error) == "graph_freed"
+    assert "retain_graph=True" in explain_error(s2.backward.error)
     saved = s2.graph.by_kind("saved")
     assert saved and all(n.freed for n in saved)
-    assert probe.last_namespace["w"].grad.tolist() == [5.0]  # nothing was added
+    assert runner.namespace["w"].grad.tolist() == [5.0]  # nothing was added
 
 
-def test_non_scalar_root_uses_ones_or_the_given_gradient():
-    run_ok("import torch\nx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\ny = x ** 2\n")
-    snap = probe.backward_in_last("y", gradient="")
-    assert snap.backward.error is None
-    assert probe.last_namespace["x"].grad.tolist() == [2.0, 4.0, 6.0]
-    assert snap.backward.steps[0].grad_outputs[0].values == [1.0, 1.0, 1.0]
+def test_non_scalar_root_uses_ones_or_the_given_gradient(runner):
+    run_ok(runner, "import torch\nx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\ny = x ** 2\n")
+    result = runner.backward("y", gradient="")
+    assert result.backward.error is None
+    assert runner.namespace["x"].grad.tolist() == [2.0, 4.0, 6.0]
+    assert result.backward.steps[0].grad_outputs[0].values.tolist() == [1.0, 1.0, 1.0]
 
-    ref = probe.run((EXAMPLES / "06_vector_backward.py").read_text())
+    reference = Runner()
+    ref = reference.run((EXAMPLES / "06_vector_backward.py").read_text())
     assert ref.error is None
-    expected = probe.last_namespace["x"].grad.clone()
-    run_ok(VECTOR)
-    snap = probe.backward_in_last("y", gradient=V_EXPR)
-    assert snap.backward.error is None and snap.explanation == ""
-    got = probe.last_namespace["x"].grad
+    expected = reference.namespace["x"].grad.clone()
+    run_ok(runner, VECTOR)
+    result = runner.backward("y", gradient=V_EXPR)
+    assert result.backward.error is None
+    got = runner.namespace["x"].grad
     assert torch.allclose(got, expected) and not torch.allclose(got, torch.zeros(3))
-    assert snap.backward.steps[0].grad_outputs[0].values == pytest.approx([0.1, 1.0, 0.0001])
-    assert history_values(snap, "x") == [pytest.approx(expected.tolist())]
+    assert result.backward.steps[0].grad_outputs[0].values.tolist() == pytest.approx([0.1, 1.0, 0.0001])
+    assert history_values(result, "x") == [pytest.approx(expected.tolist())]
 
 
-def test_create_graph_then_second_order_through_x_grad():
-    run_ok("import torch\nx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\ny = (x ** 3).sum()\n")
-    s1 = probe.backward_in_last("y", create_graph=True)
+def test_create_graph_then_second_order_through_x_grad(runner):
+    run_ok(runner, "import torch\nx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\n"
+                   "y = (x ** 3).sum()\n")
+    s1 = runner.backward("y", create_graph=True)
     assert s1.backward.error is None and s1.backward.create_graph
     tensors = {n.name: n for n in s1.graph.by_kind("tensor")}
     assert "x.grad" in tensors and tensors["x.grad"].grad_fn is not None
     assert not tensors["x.grad"].is_leaf
     ops = {n.id for n in s1.graph.by_kind("op")}
     assert any(e.src in ops and e.dst == tensors["x.grad"].id for e in s1.graph.edges)
-    assert probe.last_namespace["x"].grad.tolist() == [3.0, 12.0, 27.0]
-    s2 = probe.backward_in_last("x.grad", zero_first=True)
+    assert runner.namespace["x"].grad.tolist() == [3.0, 12.0, 27.0]
+    s2 = runner.backward("x.grad", zero_first=True)
     assert s2.backward.error is None, s2.backward.error
-    assert probe.last_namespace["x"].grad.tolist() == [6.0, 12.0, 18.0]  # d/dx sum(3x^2) = 6x
+    assert runner.namespace["x"].grad.tolist() == [6.0, 12.0, 18.0]  # d/dx sum(3x^2) = 6x
     assert history_values(s2, "x") == [[3.0, 12.0, 27.0], None, [6.0, 12.0, 18.0]]
 
 
@@ -537,94 +586,106 @@ def test_create_graph_then_second_order_through_x_grad():
     ("y", "torch.(", ""),
     ("y", "undefined_name * 2", "undefined_name"),
 ])
-def test_bad_backward_requests_are_explained_not_raised(root_name, gradient, words):
-    run_ok(SEED + "n = 3\nc = torch.ones(2)\n")
-    snap = probe.backward_in_last(root_name, gradient=gradient)
-    assert snap.explanation and words.lower() in snap.explanation.lower()
-    assert snap.backward is not None and snap.backward.error and not snap.backward.steps
-    assert snap.graph is not None
-    assert probe.last_namespace["w"].grad is None
-    assert probe.backward_in_last("y").backward.error is None  # the graph is still usable
-    assert probe.last_namespace["w"].grad.tolist() == [5.0]
+def test_bad_backward_requests_are_explained_not_raised(root_name, gradient, words, runner):
+    run_ok(runner, SEED + "n = 3\nc = torch.ones(2)\n")
+    result = runner.backward(root_name, gradient=gradient)
+    assert result.backward is not None and result.backward.error and not result.backward.steps
+    assert "\n" not in result.backward.error
+    plain = explain_error(result.backward.error)
+    assert plain and words.lower() in plain.lower()
+    assert result.graph is not None
+    assert runner.namespace["w"].grad is None
+    assert runner.backward("y").backward.error is None  # the graph is still usable
+    assert runner.namespace["w"].grad.tolist() == [5.0]
 
 
 @pytest.mark.parametrize("code", ["x = torch.ones(2, requires_grad=True)\nx.add_(1)\n",
                                   "x = torch.ones(2, requires_grad=True)\nx += 1\n",
                                   "x = torch.ones(2, requires_grad=True)\nx[0] = 5.0\n"])
-def test_in_place_on_a_leaf_is_a_run_error_explained_with_no_grad(code):
-    snap = probe.run("import torch\n" + code)
-    assert snap.error is not None and snap.error.phase == "run" and snap.error.line == 3
-    assert "torch.no_grad" in explain_error(snap.error.message)
+def test_in_place_on_a_leaf_is_a_run_error_explained_with_no_grad(code, runner):
+    result = runner.run("import torch\n" + code)
+    assert result.error is not None and result.error.phase == "run" and result.error.line == 3
+    assert "torch.no_grad" in explain_error(result.error.message)
+    assert error_kind(result.error.message) == "inplace_leaf"
 
 
-def test_modified_saved_tensor_is_a_backward_error_explained_with_clone():
-    snap = probe.run("import torch\nx = torch.ones(2, requires_grad=True)\ny = x.sigmoid()\n"
-                     "y.mul_(2)\ns = y.sum()\n", backward="s")
-    assert snap.error is not None and snap.error.phase == "backward"
-    assert ".clone()" in explain_error(snap.error.message)
+def test_modified_saved_tensor_is_a_backward_error_explained_with_clone(runner):
+    result = runner.run("import torch\nx = torch.ones(2, requires_grad=True)\ny = x.sigmoid()\n"
+                        "y.mul_(2)\ns = y.sum()\n", backward="s")
+    assert result.error is not None and result.error.phase == "backward"
+    assert ".clone()" in explain_error(result.error.message)
+    assert error_kind(result.error.message) == "inplace_saved"
 
 
 # --- 5. protocol ----------------------------------------------------------------------
 
-def wire(snap):
-    data, buffers = encode_snapshot(snap, 7)
-    text = json.dumps(data, allow_nan=False)
-    return decode_snapshot(json.loads(text), [bytes(b) for b in buffers])
+def round_trip(message, reply_to="m7"):
+    data, buffers = encode(message, reply_to)
+    back, got_reply_to = decode(*wire(data, buffers))
+    assert got_reply_to == reply_to
+    return back
 
 
-def test_protocol_round_trip_of_a_backward_snapshot():
-    run_ok(SEED + "u = torch.tensor([0.0, 4.0], requires_grad=True)\nr = u.sqrt().sum()\n")
-    probe.backward_in_last("y", retain_graph=True)
-    snap = probe.backward_in_last("y", retain_graph=True, zero_first=True)
-    inf_snap = probe.backward_in_last("r")
-    for s in (snap, inf_snap):
-        run_id, back = wire(s)
-        assert run_id == 7
-        assert back.backward == s.backward
-        assert back.grad_history == s.grad_history
-        assert back.explanation == s.explanation
-    assert any(None in st.grad_inputs for st in snap.backward.steps)  # b = w + 1
-    assert history_values(snap, "w") == [[5.0], None, [5.0]]
-    steps = {s.name: s for s in inf_snap.backward.steps}
+def test_protocol_round_trip_of_a_backward_result(runner):
+    run_ok(runner, SEED + "u = torch.tensor([0.0, 4.0], requires_grad=True)\nr = u.sqrt().sum()\n")
+    runner.backward("y", retain_graph=True)
+    result = runner.backward("y", retain_graph=True, zero_first=True)
+    inf_result = runner.backward("r")
+    for s in (result, inf_result):
+        back = round_trip(s)
+        deep_equal(back.backward, s.backward)
+        deep_equal(back.grad_history, s.grad_history)
+        deep_equal(back, s)
+    assert any(None in st.grad_inputs for st in result.backward.steps)  # b = w + 1
+    assert history_values(result, "w") == [[5.0], None, [5.0]]
+    steps = {s.name: s for s in inf_result.backward.steps}
     acc = steps["AccumulateGrad"].leaf_grad
-    assert acc.values == ["inf", 0.25]
-    _, back = wire(inf_snap)
+    assert acc.values.tolist() == [math.inf, 0.25] and acc.norm == math.inf
+    back = round_trip(inf_result)
     back_acc = {s.name: s for s in back.backward.steps}["AccumulateGrad"].leaf_grad
-    assert back_acc == acc and all(isinstance(v, float) for v in (back_acc.norm, back_acc.min,
-                                                                     back_acc.max))
-    # an error snapshot travels too
-    err = probe.backward_in_last("nope")
-    _, back = wire(err)
-    assert back.backward.error == err.backward.error and back.explanation == err.explanation
+    deep_equal(back_acc, acc)
+    assert all(isinstance(v, float) for v in (back_acc.norm, back_acc.min, back_acc.max))
+    # a refused request travels too
+    err = runner.backward("nope")
+    back = round_trip(err)
+    assert back.backward.error == err.backward.error and back.backward.steps == []
+    assert explain_error(back.backward.error) == explain_error(err.backward.error)
 
 
 def test_protocol_nan_grads_and_hand_made_trace():
     trace = BackwardTrace("t3", "y", steps=[
         BackwardStep(0, "op0", "MulBackward0", [GradInfo([2], "float32", math.nan, math.nan, 1.0,
-                                                         ["nan", 1.0])], [None]),
+                                                         np.array([math.nan, 1.0], np.float32))], [None]),
         BackwardStep(1, "op1", "AccumulateGrad", [grad_info(torch.ones(2, 2))], [], "t0",
                      grad_info(torch.ones(2, 2)))], retain_graph=True, error=None)
-    d = json.loads(json.dumps(trace_to_wire(trace), allow_nan=False))
-    back = trace_from_wire(d)
-    assert back.steps[1] == trace.steps[1] and back.retain_graph
+    back = round_trip(trace)
+    deep_equal(back, trace)
+    assert back.retain_graph
     g = back.steps[0].grad_outputs[0]
-    assert math.isnan(g.norm) and math.isnan(g.min) and g.max == 1.0 and g.values == ["nan", 1.0]
-    assert back.steps[0].grad_inputs == [None] and back.steps[1].leaf_grad.values == [[1.0, 1.0]] * 2
+    assert math.isnan(g.norm) and math.isnan(g.min) and g.max == 1.0
+    assert np.isnan(g.values[0]) and g.values[1] == 1.0 and g.values.dtype == np.float32
+    assert back.steps[0].grad_inputs == [None]
+    assert back.steps[1].leaf_grad.values.tolist() == [[1.0, 1.0]] * 2
+    # and the export writes the nan as a string: strict JSON
+    assert trace_to_dict(trace)[0]["grad_outputs"] == [["nan", 1.0]]
 
 
 # --- once bugs in core/, now fixed: they must stay fixed ---------------------------
 
 def test_a_complex_gradient_trace_travels_as_strict_json():
     z = torch.tensor([1 + 2j, 3 - 1j], requires_grad=True)
-    trace = record_backward((z * z.conj()).real.sum(), "y")
+    trace = record_backward((z * z.conj()).real.sum(), "y").trace
     assert trace.error is None and trace.steps[-1].name == "AccumulateGrad"
-    back = trace_from_wire(json.loads(json.dumps(trace_to_wire(trace), allow_nan=False)))
+    back = round_trip(trace)
     assert [s.name for s in back.steps] == [s.name for s in trace.steps]
+    deep_equal(back, trace)
+    assert back.steps[-1].leaf_grad.values.tolist() == z.grad.tolist()
+    json.dumps(trace_to_dict(trace), allow_nan=False)  # complex values as [re, im] in the export
 
 
 def test_complex_gradient_norm_is_not_zero():
     z = torch.tensor([1 + 2j, 3 - 1j], requires_grad=True)
-    trace = record_backward((z * z.conj()).real.sum(), "y")
+    trace = record_backward((z * z.conj()).real.sum(), "y").trace
     acc = trace.steps[-1]
     assert acc.name == "AccumulateGrad"
     assert acc.leaf_grad.norm == pytest.approx(float(torch.linalg.vector_norm(z.grad)))
@@ -640,12 +701,12 @@ def test_grad_statistics_do_not_depend_on_the_value_limit(bad):
         assert a == b or (math.isnan(a) and math.isnan(b)), (field_name, a, b)
 
 
-def test_a_request_that_runs_no_backward_adds_no_history():
-    run_ok(SEED)
-    assert history_values(probe.backward_in_last("y", retain_graph=True), "w") == [[5.0]]
-    snap = probe.backward_in_last("nope")
-    assert snap.backward.error
-    assert history_values(snap, "w") == [[5.0]]
+def test_a_request_that_runs_no_backward_adds_no_history(runner):
+    run_ok(runner, SEED)
+    assert history_values(runner.backward("y", retain_graph=True), "w") == [[5.0]]
+    result = runner.backward("nope")
+    assert result.backward.error
+    assert history_values(result, "w") == [[5.0]]
 
 
 def test_an_exception_in_a_custom_backward_is_kept_in_trace_error():
@@ -661,6 +722,6 @@ def test_an_exception_in_a_custom_backward_is_kept_in_trace_error():
          "x = torch.ones(2, requires_grad=True)\n"
          "w = torch.ones(2, requires_grad=True)\n"
          "y = (Bad.apply(x) + w * 3).sum()\n", ns)
-    trace = record_backward(ns["y"], "y")
+    trace = record_backward(ns["y"], "y").trace
     assert trace.error and "nope in backward" in trace.error
     assert trace.steps and trace.steps[0].name == "SumBackward0"

@@ -1,11 +1,11 @@
 """Tensors cut off from the graph (detach, no_grad) are marked, plain ones are not."""
-from core import probe
+from core.kernel.runner import Runner
 
 
 def tensors(code):
-    snap = probe.run(code, "cut.py")
-    assert snap.error is None, snap.error
-    return {n.name: n for n in snap.graph.by_kind("tensor")}
+    result = Runner().run(code, "cut.py")
+    assert result.error is None, result.error
+    return {n.name: n for n in result.graph.by_kind("tensor")}
 
 
 def test_detach_and_no_grad_are_marked():

@@ -1,7 +1,7 @@
-"""The graph `core.probe.run` traces, checked against torch itself.
+"""The graph `Runner.run` traces (`core.kernel.trace`), checked against torch itself.
 
 For each script the test walks ``grad_fn.next_functions`` from the real tensors
-that the run left in `core.probe.last_namespace` (its own small walker, keyed by
+that the run left in `Runner.namespace` (its own small walker, keyed by
 the fn objects) and compares op names, edges, saved tensors, grads and the
 per-tensor flags with what the graph JSON says.
 
@@ -18,11 +18,12 @@ import json
 import textwrap
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
-from core import probe
-from core.graph import graph_to_dict
+from core.kernel.runner import Runner
+from core.model.graph import graph_to_dict
 
 FORMAT = "torchscope.graph/1"
 
@@ -204,13 +205,14 @@ def close(a, b) -> bool:
 
 def run_and_compare(code: str, backward: str | None = None):
     code = textwrap.dedent(code)
-    snap = probe.run(code, backward=backward)
-    assert snap.error is None, snap.error
-    data = graph_to_dict(snap.graph)
-    json.dumps(data)  # the contract is JSON
+    runner = Runner()
+    result = runner.run(code, backward=backward)
+    assert result.error is None, result.error
+    data = graph_to_dict(result.graph)
+    json.dumps(data, allow_nan=False)  # the contract is strict JSON
     assert data["format"] == FORMAT
     g = GraphSide(data)
-    ref = Reference(probe.last_namespace)
+    ref = Reference(runner.namespace)
 
     # no edge touches a node that does not exist, no duplicate edge
     assert all(s in g.nodes and d in g.nodes for s, d in g.edges)
@@ -262,7 +264,11 @@ def run_and_compare(code: str, backward: str | None = None):
         assert (g1 is None) == (g2 is None)
         if g1 is not None:
             assert close(g1, g2)
-    return snap, data, ref
+    # the graph object itself holds numpy grads, equal to what the JSON says
+    for n in result.graph.by_kind("tensor"):
+        assert n.grad is None or (isinstance(n.grad, np.ndarray) and list(n.grad.shape) == n.shape)
+        assert n.has_grad or n.grad is None
+    return result, data, ref
 
 
 # --- the scripts ------------------------------------------------------------------
@@ -700,7 +706,7 @@ def test_tied_parameters_are_one_node():
 
 
 def test_backward_argument_matches_torch():
-    """`run(backward="y")` then the same comparison (grads come from the probe's backward)."""
+    """`run(backward="y")` then the same comparison (grads come from the runner's backward)."""
     _, data, ref = run_and_compare("import torch\nx = torch.arange(3., requires_grad=True)\n"
                                    "y = x.sin() * x\n", backward="y")
     x = ref.by_name["x"].detach()
@@ -710,15 +716,16 @@ def test_backward_argument_matches_torch():
 # --- the comparison itself can fail ------------------------------------------------
 
 def test_comparison_detects_a_missing_edge_and_a_wrong_grad():
-    snap = probe.run(textwrap.dedent(SEED))
-    data = graph_to_dict(snap.graph)
-    ref = Reference(probe.last_namespace)
+    runner = Runner()
+    result = runner.run(textwrap.dedent(SEED))
+    data = graph_to_dict(result.graph)
+    ref = Reference(runner.namespace)
     g = GraphSide(data)
     assert g.edge_labels() == ref.edges()
     broken = dict(data, edges=data["edges"][1:])
     assert GraphSide(broken).edge_labels() != ref.edges()
     # two graphs with the same op names but different wiring get different labels
-    other = probe.run("import torch\nx = torch.tensor([2.], requires_grad=True)\n"
+    other = runner.run("import torch\nx = torch.tensor([2.], requires_grad=True)\n"
                       "w = torch.tensor([1.], requires_grad=True)\na = torch.add(x, 1)\n"
                       "b = torch.add(w, x)\ny = torch.mul(a, b)\ny.backward()\n")
     g2 = GraphSide(graph_to_dict(other.graph))

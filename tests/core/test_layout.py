@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from core import probe
-from core.layout import layout_graph, layout_with_dot, positions_by_key
+from core.kernel.runner import Runner
+from core.layout import (DEFAULT_METRICS, LayoutCancelled, Metrics, layout_graph, layout_with_dot,
+                         node_size, positions_by_key)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "resources" / "examples" / "01_computation_graph.py").read_text()
@@ -13,9 +14,9 @@ MODULE = (ROOT / "resources" / "examples" / "03_module_with_loss.py").read_text(
 
 
 def graph_of(code):
-    snap = probe.run(code, "layout.py")
-    assert snap.error is None, snap.error
-    return snap.graph.without_saved()
+    result = Runner().run(code, "layout.py")
+    assert result.error is None, result.error
+    return result.graph.without_saved()
 
 
 def overlaps(layout):
@@ -77,3 +78,60 @@ def test_dot_engine_places_inputs_above_outputs():
     assert set(layout.boxes) == {n.id for n in graph.nodes}
     assert all(layout.boxes[e.src].y < layout.boxes[e.dst].y for e in graph.edges)
     assert not overlaps(layout)
+
+
+def test_metrics_size_the_boxes():
+    """Boxes fit the label text in the caller's font: a wider font, wider boxes, and
+    the layout still keeps them apart."""
+    graph = graph_of(SEED)
+    big = Metrics(char_w=12.0, line_h=25.0, pad_x=16.0, pad_y=10.0)
+    for n in graph.nodes:
+        w, h = node_size(n)
+        assert (w, h) == node_size(n, DEFAULT_METRICS)
+        bw, bh = node_size(n, big)
+        assert bw > w and bh > h
+    small, large = layout_graph(graph), layout_graph(graph, metrics=big)
+    assert not overlaps(large)
+    for n in graph.nodes:
+        assert (large.boxes[n.id].w, large.boxes[n.id].h) == node_size(n, big)
+        assert (small.boxes[n.id].w, small.boxes[n.id].h) == node_size(n)
+    assert large.width > small.width and large.height > small.height
+
+
+def test_layout_can_be_cancelled():
+    graph = graph_of(MODULE)
+    with pytest.raises(LayoutCancelled):
+        layout_graph(graph, cancelled=lambda: True)
+    calls = []
+    layout_graph(graph, cancelled=lambda: calls.append(1) or False)
+    assert calls  # asked between sweeps
+
+
+def test_empty_graph_has_an_empty_layout():
+    from core.model.graph import Graph
+
+    layout = layout_graph(Graph())
+    assert layout.boxes == {} and (layout.width, layout.height) == (0.0, 0.0)
+    assert layout_with_dot(Graph()).boxes == {}
+
+
+def test_dot_engine_can_be_cancelled_or_timed_out():
+    """`dot` is polled while it runs: a newer graph (cancelled) or the time limit
+    stops it. A big graph, so dot is still running when first polled."""
+    import subprocess
+    import time
+
+    from core.model.graph import Edge, Graph, OpNode
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    n = 3000
+    big = Graph([OpNode(f"op{i}", f"k{i}", "SinBackward0") for i in range(n)],
+                [Edge(f"op{i}", f"op{i + 1}") for i in range(n - 1)]
+                + [Edge(f"op{i}", f"op{i + 7}") for i in range(0, n - 7, 5)])
+    t0 = time.perf_counter()
+    with pytest.raises(LayoutCancelled):
+        layout_with_dot(big, cancelled=lambda: True)
+    with pytest.raises(subprocess.TimeoutExpired):
+        layout_with_dot(big, timeout=0.2)
+    assert time.perf_counter() - t0 < 5

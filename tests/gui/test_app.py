@@ -222,3 +222,20 @@ def test_graphviz_layout_can_be_chosen_and_is_remembered(qtbot, window):
     qtbot.addWidget(again)
     assert again.states.view.use_dot and again.dot_act.isChecked()
     again.close()
+
+
+def test_two_runs_right_after_ready_always_draw(qtbot, window):
+    """The start-up race: a second run within 50 ms of `ready` interrupted the
+    bootstrap and nothing was drawn again. Twenty fresh kernels, each drawing."""
+    win = window
+    for i in range(20):
+        if i:
+            with qtbot.waitSignal(win.session.ready, timeout=60_000):
+                win.actions.restart_kernel()
+        win.editor.set_text(f"import torch\nv = torch.ones(1, requires_grad=True)\nu{i} = v.exp()\n")
+        win.actions.run_now()
+        qtbot.wait(20)
+        win.editor.set_text(f"import torch\nv = torch.ones(1, requires_grad=True)\nw{i} = v.sin()\n")
+        win.actions.run_now()
+        qtbot.waitUntil(lambda: f"w{i}" in labels(win), timeout=30_000)
+        assert "SinBackward0" in labels(win)

@@ -1,0 +1,206 @@
+"""Each panel on hand-made state, no kernel (as napari tests QtDims(Dims(ndim=4))):
+set the state, look at what is drawn; click, look at the state."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from core.model.backward import BackwardStep, BackwardTrace, GradInfo
+from core.model.graph import Edge, Graph, OpNode, TensorNode
+from core.model.run import RunError, RunResult
+from core.model.tensors import Stats, TensorValues
+from gui.actions import Actions
+from gui.panels.backward import BackwardPanel
+from gui.panels.console import ConsolePanel
+from gui.panels.graph import GraphPanel
+from gui.panels.inspector import InspectorPanel
+from gui.session import Session
+from gui.state import States
+
+
+def tensor(id, name, leaf=True, grad_fn=None, grad=None, shape=(1,)):
+    return TensorNode(id=id, key=f"t:{name}", name=name, shape=list(shape), dtype="float32",
+                      device="cpu", requires_grad=True, is_leaf=leaf, grad_fn=grad_fn,
+                      retains_grad=False, grad=None if grad is None else np.array(grad, np.float32),
+                      has_grad=grad is not None)
+
+
+def seed_graph() -> Graph:
+    """x -> AccumulateGrad -> MulBackward0 -> y (y = x * 2)."""
+    return Graph([tensor("t0", "x", grad=[2.0]), tensor("t1", "y", leaf=False, grad_fn="MulBackward0"),
+                  OpNode("op0", "k0", "MulBackward0"), OpNode("op1", "k1", "AccumulateGrad")],
+                 [Edge("t0", "op1"), Edge("op1", "op0"), Edge("op0", "t1")])
+
+
+def grad(v):
+    return GradInfo([1], "float32", abs(v), v, v, np.array([v], np.float32))
+
+
+def seed_trace() -> BackwardTrace:
+    return BackwardTrace("t1", "y", [
+        BackwardStep(0, "op0", "MulBackward0", [grad(1.0)], [grad(2.0)]),
+        BackwardStep(1, "op1", "AccumulateGrad", [grad(2.0)], [], leaf="t0", leaf_grad=grad(2.0))])
+
+
+@pytest.fixture
+def states():
+    return States()
+
+
+@pytest.fixture
+def actions(states):
+    return Actions(states, Session())
+
+
+def labels(panel):
+    return {item.lines[0] for item in panel.scene.items_by_id.values()}
+
+
+def test_graph_panel_draws_the_run_state(qtbot, states, actions):
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    assert labels(panel) == set()
+    states.run.set_result(RunResult(seed_graph()))
+    assert labels(panel) == {"x", "y", "MulBackward0", "AccumulateGrad"}
+    assert "2 tensors · 2 ops" in panel.info.text()
+    assert "grad [2]" in panel.scene.items_by_id["t0"].lines
+
+
+def test_graph_panel_dims_with_the_error_and_keeps_the_graph(qtbot, states, actions):
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    states.run.set_result(RunResult(seed_graph()))
+    states.run.set_result(RunResult(None, error=RunError("NameError", "name 'q' is not defined", 3)))
+    assert labels(panel) == {"x", "y", "MulBackward0", "AccumulateGrad"}
+    assert panel.view.stale_text.startswith("Line 3: NameError")
+    states.run.set_result(RunResult(seed_graph()))
+    assert panel.view.stale_text == ""
+
+
+def test_selection_state_and_clicks_agree(qtbot, states, actions):
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    panel.resize(600, 400)
+    panel.show()
+    states.run.set_result(RunResult(seed_graph()))
+    states.selection.set("t1")
+    assert panel.selected_id() == "t1"
+    item = panel.scene.items_by_id["t0"]
+    point = panel.view.mapFromScene(item.sceneBoundingRect().center())
+    qtbot.mouseClick(panel.view.viewport(), QtCore.Qt.LeftButton, pos=point)
+    assert states.selection.node_id == "t0"
+
+
+def test_backward_step_is_drawn_from_the_backward_state(qtbot, states, actions):
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    states.run.set_result(RunResult(seed_graph()))
+    states.backward.set_trace(seed_trace())
+    assert panel.step_view.current is None
+    states.backward.step_forward()
+    assert panel.step_view.current == "op0"
+    states.backward.to_end()
+    texts = {item.childItems()[0].text() for item in panel.overlay.items if item.childItems()}
+    assert {"∂ [1]", "grad [2]", "grad not kept"} <= texts
+
+
+def test_backward_bar_draws_and_steps_the_state(qtbot, states, actions):
+    bar = BackwardPanel(states, actions)
+    qtbot.addWidget(bar)
+    states.backward.set_roots(seed_graph())
+    assert bar.root_box.currentText() == "y"
+    assert "Press Backward" in bar.step_label.text()
+    states.backward.set_trace(seed_trace())
+    assert "2 steps" in bar.step_label.text()
+    qtbot.mouseClick(bar.buttons["forward"], QtCore.Qt.LeftButton)
+    assert states.backward.index == 0 and bar.step_label.text() == "step 1/2: MulBackward0"
+    qtbot.mouseClick(bar.buttons["end"], QtCore.Qt.LeftButton)
+    assert states.backward.index == 1 and "done" in bar.step_label.text()
+    bar.retain_box.setChecked(True)
+    assert states.backward.options.retain_graph
+
+
+def test_backward_bar_refuses_on_a_stale_graph(qtbot, states, actions):
+    bar = BackwardPanel(states, actions)
+    qtbot.addWidget(bar)
+    states.run.set_result(RunResult(seed_graph()))
+    states.backward.set_roots(seed_graph())
+    states.run.set_result(RunResult(None, error=RunError("NameError", "oops", 2)))
+    qtbot.mouseClick(bar.backward_button, QtCore.Qt.LeftButton)
+    assert bar.note.isVisibleTo(bar) and "fix the error first" in bar.note.text()
+
+
+def test_inspector_shows_the_selected_tensor_values(qtbot, states):
+    inspector = InspectorPanel(states)
+    qtbot.addWidget(inspector)
+    assert "Click a node" in inspector.toPlainText()
+    result = RunResult(seed_graph(), values={"t0": TensorValues(
+        numel=1, stats=Stats(3.0, 3.0, 3.0, 0.0), preview=np.array([3.0], np.float32),
+        grad_stats=Stats(2.0, 2.0, 2.0, 0.0), grad_preview=np.array([2.0], np.float32))})
+    states.run.set_result(result)
+    states.selection.set("t0")
+    text = inspector.toPlainText()
+    assert "is_leaf" in text and "3 / 3" in text and "[2.]" in text
+    states.selection.set("op0")
+    assert "autograd node" in inspector.toPlainText()
+
+
+def test_console_shows_output_error_and_events(qtbot, states):
+    console = ConsolePanel(states)
+    qtbot.addWidget(console)
+    states.run.set_result(RunResult(seed_graph(), stdout="hello\n"))
+    assert "hello" in console.toPlainText()
+    states.run.set_result(RunResult(None, stdout="", error=RunError(
+        "RuntimeError", "a leaf Variable that requires grad is being used in an in-place operation.", 3,
+        traceback="Traceback …")))
+    assert "torch.no_grad" in console.toPlainText()
+    states.kernel.event.emit("Kernel restarted.")
+    assert "Kernel restarted." in console.toPlainText()
+
+
+def test_one_scale_for_every_text(qtbot, states, actions):
+    from gui.panels.editor import EditorPanel
+
+    panels = [EditorPanel(states, actions), ConsolePanel(states), InspectorPanel(states),
+              BackwardPanel(states, actions), GraphPanel(states, actions)]
+    for p in panels:
+        qtbot.addWidget(p)
+    states.run.set_result(RunResult(seed_graph()))
+    editor, console, inspector, bar, graph = panels
+    before = (editor.editor.font().pointSizeF(), console.font().pointSizeF(), inspector.font().pointSizeF(),
+              bar.font().pointSizeF(), graph.scene.font.pixelSize(), graph.layout_.boxes["t0"].w)
+    states.theme.set_scale(2.0)
+    after = (editor.editor.font().pointSizeF(), console.font().pointSizeF(), inspector.font().pointSizeF(),
+             bar.font().pointSizeF(), graph.scene.font.pixelSize(), graph.layout_.boxes["t0"].w)
+    for b, a in zip(before, after):
+        assert a == pytest.approx(2 * b, rel=0.15), (before, after)
+
+
+def chain_graph(n: int) -> Graph:
+    nodes = [tensor("t0", "x")]
+    edges = []
+    prev = "t0"
+    for i in range(n):
+        nodes.append(OpNode(f"op{i}", f"k{i}", "AddBackward0"))
+        edges.append(Edge(prev, f"op{i}"))
+        prev = f"op{i}"
+    return Graph(nodes, edges)
+
+
+def test_a_big_graph_is_laid_out_off_the_gui_thread(qtbot, states, actions):
+    """A 3,000-node graph: the state change returns at once, the old drawing stays
+    until the worker is done, and a newer graph cancels the older layout."""
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    states.run.set_result(RunResult(seed_graph()))
+    t = time.perf_counter()
+    states.run.set_result(RunResult(chain_graph(2999)))
+    states.run.set_result(RunResult(chain_graph(3000)))
+    assert time.perf_counter() - t < 0.2
+    assert "laying out 3001 nodes" in panel.info.text()
+    assert labels(panel) == {"x", "y", "MulBackward0", "AccumulateGrad"}
+    qtbot.waitUntil(lambda: len(panel.scene.items_by_id) > 4, timeout=60_000)
+    assert len(panel.scene.items_by_id) == 3001
