@@ -37,6 +37,7 @@ class ProtocolError(ValueError):
 class RunRequest:
     code: str
     filename: str = "<editor>"
+    cwd: str | None = None  # the folder the script runs in (first on sys.path too)
 
 
 @dataclass
@@ -70,6 +71,14 @@ class Hello:
 
 
 @dataclass
+class OutputChunk:
+    """What a running script just printed (pushed while it runs, tagged with the
+    RunRequest's msg_id)."""
+    stream: str  # "stdout" or "stderr"
+    text: str
+
+
+@dataclass
 class ValuesReply:
     node_id: str
     values: TensorValues | None  # None: the tensor is gone
@@ -86,7 +95,7 @@ class ErrorReply:
 REPLY_TO = {RunRequest: RunResult, BackwardRequest: RunResult, ZeroGradsRequest: RunResult,
             ValuesRequest: ValuesReply}
 TYPES = {t.__name__: t for t in (
-    RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, Hello, ValuesReply, ErrorReply,
+    RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, Hello, ValuesReply, ErrorReply, OutputChunk,
     RunResult, RunError, Graph, TensorNode, OpNode, SavedNode, Edge, TensorValues, Stats,
     BackwardTrace, BackwardStep, GradInfo)}
 _FIELDS = {t: [f.name for f in dataclasses.fields(t)] for t in TYPES.values()}

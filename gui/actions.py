@@ -35,11 +35,14 @@ class Actions(QtCore.QObject):
         session.run_result.connect(self.show_run)
         session.backward_result.connect(self.show_backward)
         session.values_ready.connect(states.run.set_values)
+        session.output.connect(states.run.append_output)
+        session.frozen_changed.connect(states.kernel.set_frozen)
 
     # --- running -----------------------------------------------------------------
     def run_now(self) -> None:
         self.debounce.stop()
-        self.session.run(self.states.script.text())
+        script = self.states.script
+        self.session.run(script.text(), cwd=script.folder() or None, filename=script.path or "<editor>")
 
     def interrupt(self) -> None:
         self.session.interrupt()
@@ -84,6 +87,10 @@ class Actions(QtCore.QObject):
         if s.run.stale:
             s.backward.set_note("The script has an error, so the graph shown is an old one: "
                                 "fix the error first, then press Backward.", error=True)
+            return
+        if self.session.needs_run and self.session.is_ready:
+            s.backward.set_note("The kernel restarted, so it holds none of the script's tensors: "
+                                "run the script again (Ctrl+Enter), then press Backward.", error=True)
             return
         o = s.backward.options
         if not o.root:

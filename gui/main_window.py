@@ -19,6 +19,7 @@ from gui.panels.editor import EditorPanel
 from gui.panels.graph import GraphPanel
 from gui.panels.inspector import InspectorPanel
 from gui.session import Session
+from gui import theme
 from gui.state import States
 
 
@@ -70,7 +71,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(centre)
         self.status_label = QtWidgets.QLabel()
         self.timing_label = QtWidgets.QLabel()
+        self.warning_label = QtWidgets.QLabel(wordWrap=True)
+        self.warning_label.setStyleSheet(f"color: {theme.ERROR}; font-weight: bold;")
+        self.warning_label.hide()
+        self.restart_button = QtWidgets.QPushButton("Restart kernel")
+        self.restart_button.clicked.connect(self.actions.restart_kernel)
+        self.restart_button.hide()
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addWidget(self.warning_label, 3)
+        self.statusBar().addPermanentWidget(self.restart_button)
         self.statusBar().addPermanentWidget(self.timing_label)
 
         self._build_menus()
@@ -82,6 +91,9 @@ class MainWindow(QtWidgets.QMainWindow):
         s.settings.changed.connect(self._on_settings)
         self.files.loaded.connect(self.actions.run_now)
         self.files.message.connect(s.kernel.event)
+        self.files.warning.connect(self._on_warning)
+        self.files.recoverable_changed.connect(self._on_recoverable)
+        s.kernel.frozen_changed.connect(self.restart_button.setVisible)
 
         self._restore()
         if start_kernel:
@@ -107,6 +119,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "&New", files.new_file, "Ctrl+N")
         self._action(file_menu, "&Open…", files.open_dialog, "Ctrl+O")
         self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recover_menu = file_menu.addMenu("Re&cover")
         self._action(file_menu, "&Save", files.save, "Ctrl+S")
         self._action(file_menu, "Save &As…", files.save_as, "Ctrl+Shift+S")
         file_menu.addSeparator()
@@ -147,6 +160,19 @@ class MainWindow(QtWidgets.QMainWindow):
         for act in (self.run_act, self.interrupt_act, self.live_act, self.restart_act, self.saved_act):
             tools.addAction(act)
 
+    def _on_warning(self, text: str) -> None:
+        self.warning_label.setText(text)
+        self.warning_label.setVisible(bool(text))
+        if text:
+            self.states.kernel.event.emit(text)
+
+    def _on_recoverable(self) -> None:
+        self.recover_menu.clear()
+        for found in self.files.recoverable:
+            act = self.recover_menu.addAction(found.title())
+            act.triggered.connect(lambda _=False, f=found: self.files.recover(f))
+        self.recover_menu.setEnabled(bool(self.files.recoverable))
+
     def _on_view(self) -> None:
         self.saved_act.setChecked(self.states.view.show_saved)
         self.dot_act.setChecked(self.states.view.use_dot)
@@ -173,16 +199,16 @@ class MainWindow(QtWidgets.QMainWindow):
     # --- settings ----------------------------------------------------------------------
     def _restore(self) -> None:
         settings = self.files.settings
-        geometry = settings.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        geometry, state = settings.value("geometry"), settings.value("state")
+        if not (isinstance(geometry, QtCore.QByteArray) and self.restoreGeometry(geometry)):
             self.resize(1400, 860)
-        state = settings.value("state")
-        if state is not None:
-            self.restoreState(state)
-        else:
+        if not (isinstance(state, QtCore.QByteArray) and self.restoreState(state)):
             QtCore.QTimer.singleShot(100, self, self._default_dock_sizes)
+        for key, value in (("geometry", geometry), ("state", state)):
+            if value is not None and not isinstance(value, QtCore.QByteArray):
+                settings.remove(key)
+                self.states.kernel.event.emit(f"The saved window {key} in settings.ini could not be "
+                                              "read; the default layout is used.")
         self.files.restore()
         self.states.view.set_use_dot(self.states.view.use_dot and dot_available())
         self._on_view()
@@ -197,10 +223,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.resizeDocks([self.docks[t] for t in sizes], list(sizes.values()), orientation)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self.files.save_all()
+        if not self.files.may_close():
+            event.ignore()
+            return
         self.files.settings.setValue("geometry", self.saveGeometry())
         self.files.settings.setValue("state", self.saveState())
-        self.files.settings.sync()
+        self.files.close_down()
         self.graph.worker.shutdown()
         self.session.shutdown()
         super().closeEvent(event)

@@ -26,9 +26,9 @@ os.environ.setdefault("QT_API", "pyside6")
 
 from PySide6 import QtCore  # noqa: E402
 
-from core.model.run import RunResult  # noqa: E402
-from core.protocol import (BackwardRequest, ErrorReply, Hello, ProtocolError, RunRequest,  # noqa: E402
-                           ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
+from core.model.run import RunError, RunResult  # noqa: E402
+from core.protocol import (BackwardRequest, ErrorReply, Hello, OutputChunk, ProtocolError,  # noqa: E402
+                           RunRequest, ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
 
 CORE_DIR = Path(__file__).resolve().parent.parent / "core"
 PRIVATE_NAME = "_torchscope_core"
@@ -49,6 +49,7 @@ del _torchscope_boot
 STATUS_TEXT = {"stopped": "stopped", "starting": "starting kernel…", "bootstrapping": "loading torch…",
                "idle": "ready", "running": "running…", "interrupting": "interrupting…",
                "restarting": "restarting kernel…", "dead": "kernel dead", "broken": "kernel unusable"}
+IGNORED_INTERRUPT_MS = 3000  # an interrupt unanswered this long: the script ignores it
 
 
 class KernelProcess(QtCore.QObject):
@@ -58,6 +59,7 @@ class KernelProcess(QtCore.QObject):
     dying = QtCore.Signal()  # it died; the manager is restarting it
     restarted = QtCore.Signal()  # restarted by the manager after dying
     gave_up = QtCore.Signal()  # it kept dying; no more restarts
+    silent = QtCore.Signal(float)  # no heartbeat for this many seconds (frozen?)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -82,6 +84,10 @@ class KernelProcess(QtCore.QObject):
         # messages are read straight off the iopub channel.
         self.kc.comm_manager.register_target("torchscope", lambda comm, msg: None)
         self.kc.iopub_channel.message_received.connect(self.message.emit)
+        self.kc.hb_channel.kernel_died.connect(self.silent.emit)
+
+    def is_beating(self) -> bool:
+        return self.kc is not None and self.kc.hb_channel.is_beating()
 
     def _on_restarted(self) -> None:
         self.km.reset_autorestart_count()
@@ -119,6 +125,7 @@ class Pending:
     started: bool = False  # the kernel said busy with it
     answered: bool = False  # its reply came
     stop_wanted: bool = False  # interrupt it as soon as it starts
+    printed: bool = False  # some of its output was pushed already
 
 
 class Session(QtCore.QObject):
@@ -128,6 +135,8 @@ class Session(QtCore.QObject):
     backward_result = QtCore.Signal(object)  # RunResult after Backward or Zero grads
     values_ready = QtCore.Signal(str, object)  # node id, TensorValues (asked for)
     event = QtCore.Signal(str)  # a sentence for the user: died, restarted, …
+    output = QtCore.Signal(str, str, bool)  # stream, text, first of this run: printed as it runs
+    frozen_changed = QtCore.Signal(bool)  # no heartbeat: the kernel is frozen (or back)
 
     def __init__(self, kernel=None, parent: QtCore.QObject | None = None, filename: str = "<editor>",
                  cwd: str | None = None):
@@ -137,6 +146,7 @@ class Session(QtCore.QObject):
         self.kernel.dying.connect(self._on_dying)
         self.kernel.restarted.connect(self._bootstrap)
         self.kernel.gave_up.connect(self._on_gave_up)
+        self.kernel.silent.connect(self._on_silent)
         self.filename = filename
         self.cwd = cwd or str(Path.home())
         self.state = "stopped"
@@ -149,6 +159,12 @@ class Session(QtCore.QObject):
         self.queue: list[object] = []  # other requests, waiting behind the current one
         self._bootstrap_id: str | None = None
         self._bootstrap_error = ""
+        self.needs_run = True  # a fresh kernel holds no script's tensors yet
+        self.frozen = False
+        self.ignored_timer = QtCore.QTimer(self, singleShot=True, interval=IGNORED_INTERRUPT_MS)
+        self.ignored_timer.timeout.connect(self._interrupt_ignored)
+        self.beat_timer = QtCore.QTimer(self, interval=1000)  # while frozen: is it back?
+        self.beat_timer.timeout.connect(self._check_beat)
 
     # --- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -158,17 +174,20 @@ class Session(QtCore.QObject):
         self._bootstrap()
 
     def shutdown(self) -> None:
+        self._set_frozen(False)
         self.kernel.shutdown()
         self._forget_requests()
         self._set_state("stopped")
 
-    def restart(self) -> None:
+    def restart(self, announce: bool = True) -> None:
         """Restart by the user's request: a fresh kernel, the editor text untouched."""
         self._forget_requests()
         self._set_state("restarting")
+        self._set_frozen(False)
         self.kernel.restart()
         self._bootstrap()
-        self.event.emit("Kernel restarted.")
+        if announce:
+            self.event.emit("Kernel restarted.")
 
     @property
     def is_ready(self) -> bool:
@@ -181,10 +200,11 @@ class Session(QtCore.QObject):
         return self.hello.pid if self.hello else None
 
     # --- requests ------------------------------------------------------------------
-    def run(self, code: str) -> int:
-        """Run `code` as soon as the kernel is free; a request under way is interrupted."""
+    def run(self, code: str, cwd: str | None = None, filename: str | None = None) -> int:
+        """Run `code` (in folder `cwd`) as soon as the kernel is free; a request under
+        way is interrupted."""
         self.run_id += 1
-        self.next_run = RunRequest(code, self.filename)
+        self.next_run = RunRequest(code, filename or self.filename, cwd)
         self.queue.clear()  # Backward and values were for the old text
         if self.current is not None and not self.current.answered:
             self.interrupt()
@@ -219,11 +239,24 @@ class Session(QtCore.QObject):
         if self.current is None:
             return
         if self.current.started:
-            if self.state != "interrupting":
-                self._set_state("interrupting")
-                self.kernel.interrupt()
+            if self.state == "interrupting":  # pressed again: the script ignores it
+                self._interrupt_ignored()
+                return
+            self._set_state("interrupting")
+            self.kernel.interrupt()
+            self.ignored_timer.start()
         else:
             self.current.stop_wanted = True
+
+    def _interrupt_ignored(self) -> None:
+        """The script catches KeyboardInterrupt: restart the kernel, keep the latest text."""
+        if self.state != "interrupting":
+            return
+        waiting = self.next_run
+        self.event.emit("The script ignored the interrupt (it catches KeyboardInterrupt), so the "
+                        "kernel was restarted. Your text and the last graph are kept.")
+        self.restart(announce=False)
+        self.next_run = waiting
 
     def _send_next(self) -> None:
         if self.state != "idle" or self.current is not None:
@@ -243,6 +276,7 @@ class Session(QtCore.QObject):
     def _bootstrap(self) -> None:
         self._forget_requests()
         self.hello, self.comm_id, self._bootstrap_error = None, None, ""
+        self.needs_run = True
         self._set_state("bootstrapping")
         self._bootstrap_id = self.kernel.execute(BOOTSTRAP)
 
@@ -300,25 +334,37 @@ class Session(QtCore.QObject):
         pending = self.current
         if pending is None or reply_to != pending.msg_id:
             return  # an answer to a request forgotten by a restart
-        pending.answered = True
         latest = pending.run_id == self.run_id
+        if isinstance(reply, OutputChunk):
+            if latest and isinstance(pending.request, RunRequest):
+                self.output.emit(reply.stream, reply.text, not pending.printed)
+                pending.printed = True
+            return
+        pending.answered = True
         if isinstance(reply, ErrorReply):
             if reply.message.startswith("KeyboardInterrupt"):
                 if latest and self.next_run is None:
                     self.event.emit("Run stopped.")
             else:
                 self.event.emit(f"Torchscope's kernel side failed on {reply.request}: {reply.message}")
+                if latest and isinstance(pending.request, RunRequest):  # dim the graph, say why
+                    self.answered_run = pending.run_id
+                    self.run_result.emit(RunResult(None, error=RunError(
+                        "TorchscopeError", f"Torchscope failed on this script: {reply.message}", None,
+                        "trace", reply.traceback)))
         elif isinstance(reply, ValuesReply):
             if pending.run_id == self.answered_run and reply.values is not None:
                 self.values_ready.emit(reply.node_id, reply.values)
         elif isinstance(reply, RunResult) and latest:
             if isinstance(pending.request, RunRequest):
                 self.answered_run = pending.run_id
+                self.needs_run = False
                 self.run_result.emit(reply)
             else:
                 self.backward_result.emit(reply)
 
     def _finish(self) -> None:
+        self.ignored_timer.stop()
         pending, self.current = self.current, None
         if (not pending.answered and pending.run_id == self.run_id and self.next_run is None
                 and isinstance(pending.request, RunRequest)):
@@ -340,7 +386,26 @@ class Session(QtCore.QObject):
         self.event.emit("The kernel keeps dying and was not restarted again. "
                         "Use Kernel → Restart to try once more.")
 
+    def _on_silent(self, seconds: float) -> None:
+        if self.state not in ("stopped", "starting", "restarting", "dead") and not self.frozen:
+            self._set_frozen(True)
+            self.event.emit(f"The kernel has not answered for {seconds:.0f} s: it is frozen (stopped, "
+                            "or stuck in native code). Use Restart kernel to start a fresh one; "
+                            "your text and the last graph are kept.")
+
+    def _check_beat(self) -> None:
+        if self.kernel.is_beating():
+            self._set_frozen(False)
+            self.event.emit("The kernel answers again.")
+
+    def _set_frozen(self, frozen: bool) -> None:
+        if frozen != self.frozen:
+            self.frozen = frozen
+            (self.beat_timer.start if frozen else self.beat_timer.stop)()
+            self.frozen_changed.emit(frozen)
+
     def _forget_requests(self) -> None:
+        self.ignored_timer.stop()
         self.current = None
         self.next_run = None
         self.queue.clear()

@@ -8,6 +8,7 @@ one needs, and no panel reaches into another (as glue's viewer states and napari
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -35,6 +36,7 @@ class ScriptState(QtCore.QObject):
         self.document.setDocumentLayout(QtWidgets.QPlainTextDocumentLayout(self.document))
         self.path: str | None = None
         self.dirty = False
+        self.scratch: str = ""  # where an unsaved script runs
         self.error_line: int | None = None
         self.error_message = ""
         self._setting = False
@@ -66,6 +68,10 @@ class ScriptState(QtCore.QObject):
                 self.set_file(self.path, True)
             self.edited.emit()
 
+    def folder(self) -> str:
+        """Where the script runs: its own folder once saved, else the scratch folder."""
+        return os.path.dirname(os.path.abspath(self.path)) if self.path else self.scratch
+
     def set_file(self, path: str | None, dirty: bool) -> None:
         self.path, self.dirty = path, dirty
         self.file_changed.emit()
@@ -88,6 +94,7 @@ class RunState(QtCore.QObject):
     graph_changed = QtCore.Signal()
     error_changed = QtCore.Signal()
     output_changed = QtCore.Signal()
+    output_appended = QtCore.Signal(str, str, bool)  # stream, text, first: printed while the script runs
     values_changed = QtCore.Signal(str)  # node id
 
     def __init__(self, parent=None):
@@ -97,6 +104,7 @@ class RunState(QtCore.QObject):
         self.grad_history: dict[str, list] = {}
         self.error: RunError | None = None
         self.stdout = self.stderr = ""
+        self.cwd = ""
         self.timings: dict[str, float] = {}
 
     def set_result(self, result: RunResult, output: bool = True) -> None:
@@ -104,6 +112,7 @@ class RunState(QtCore.QObject):
         graph stays."""
         if output:
             self.stdout, self.stderr, self.timings = result.stdout, result.stderr, result.timings
+            self.cwd = result.cwd
         if result.error is None and result.graph is not None:
             self.graph, self.values, self.grad_history = result.graph, result.values, result.grad_history
             self.graph_changed.emit()
@@ -112,6 +121,9 @@ class RunState(QtCore.QObject):
             self.error_changed.emit()
         if output:
             self.output_changed.emit()
+
+    def append_output(self, stream: str, text: str, first: bool = False) -> None:
+        self.output_appended.emit(stream, text, first)
 
     def set_values(self, node_id: str, values: TensorValues) -> None:
         self.values[node_id] = values
@@ -131,10 +143,16 @@ class KernelState(QtCore.QObject):
 
     status_changed = QtCore.Signal(str)
     event = QtCore.Signal(str)
+    frozen_changed = QtCore.Signal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.status = "stopped"
+        self.frozen = False
+
+    def set_frozen(self, frozen: bool) -> None:
+        self.frozen = frozen
+        self.frozen_changed.emit(frozen)
 
     def set_status(self, text: str) -> None:
         self.status = text

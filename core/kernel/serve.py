@@ -15,8 +15,8 @@ import traceback
 
 import torch
 
-from ..protocol import (BackwardRequest, ErrorReply, Hello, PROTOCOL_VERSION, RunRequest,
-                        ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
+from ..protocol import (BackwardRequest, ErrorReply, Hello, OutputChunk, PROTOCOL_VERSION,
+                        RunRequest, ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
 from .runner import Runner
 
 
@@ -24,8 +24,9 @@ class Endpoint:
     def __init__(self, comm):
         self.comm = comm
         self.runner = Runner()
+        self.msg_id: str | None = None  # the request being answered
         self.handlers = {
-            RunRequest: lambda r: self.runner.run(r.code, r.filename),
+            RunRequest: self.run,
             BackwardRequest: lambda r: self.runner.backward(
                 r.root, r.gradient, r.retain_graph, r.create_graph, r.zero_first),
             ZeroGradsRequest: lambda r: self.runner.zero_grads(),
@@ -33,12 +34,20 @@ class Endpoint:
         }
         comm.on_msg(self.on_msg)
 
+    def run(self, request: RunRequest):
+        """Run the script, pushing what it prints as it prints it."""
+        msg_id = self.msg_id
+        result = self.runner.run(request.code, request.filename, cwd=request.cwd,
+                                 on_output=lambda stream, text: self.send(OutputChunk(stream, text), msg_id))
+        result.cwd = request.cwd or os.getcwd()
+        return result
+
     def send(self, message, reply_to: str | None = None) -> None:
         data, buffers = encode(message, reply_to)
         self.comm.send(data, buffers=buffers)
 
     def on_msg(self, msg: dict) -> None:
-        msg_id = msg["header"]["msg_id"]
+        msg_id = self.msg_id = msg["header"]["msg_id"]
         request = None
         try:
             request, _ = decode(msg["content"]["data"], msg.get("buffers") or [])
@@ -47,7 +56,11 @@ class Endpoint:
             name = type(request).__name__ if request is not None else "a request"
             self.send(ErrorReply(name, f"{type(exc).__name__}: {exc}", traceback.format_exc()), msg_id)
             return
-        self.send(reply, msg_id)
+        try:
+            self.send(reply, msg_id)
+        except Exception as exc:  # noqa: BLE001 - a value the codec cannot carry: say so
+            self.send(ErrorReply(type(request).__name__, f"the answer could not be sent: {exc}",
+                                 traceback.format_exc()), msg_id)
 
 
 def serve() -> Endpoint:

@@ -32,3 +32,4 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, trace, values
     backward: BackwardTrace | None = None  # the script's own backward, or the one asked for
     grad_history: dict[str, list[GradInfo | None]] = field(default_factory=dict)  # leaf -> .grad after each Backward (None: zeroed)
+    cwd: str = ""  # the folder the script ran in

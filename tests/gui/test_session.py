@@ -23,6 +23,7 @@ class FakeKernel(QtCore.QObject):
     dying = QtCore.Signal()
     restarted = QtCore.Signal()
     gave_up = QtCore.Signal()
+    silent = QtCore.Signal(float)
 
     def __init__(self):
         super().__init__()
@@ -31,6 +32,7 @@ class FakeKernel(QtCore.QObject):
         self.sent: list[tuple[str, object]] = []  # msg_id, decoded request
         self.interrupts = 0
         self.restarts = 0
+        self.beating = True
 
     def start(self, cwd):
         pass
@@ -48,6 +50,9 @@ class FakeKernel(QtCore.QObject):
 
     def interrupt(self):
         self.interrupts += 1
+
+    def is_beating(self):
+        return self.beating
 
     def restart(self):
         self.restarts += 1
@@ -223,6 +228,7 @@ def test_a_kernel_side_failure_is_reported(session, kernel):
     kernel.answer(ErrorReply("RunRequest", "TypeError: boom", "Traceback …"))
     assert any("kernel side failed on RunRequest: TypeError: boom" in e for e in session.events)
     assert session.state == "idle"
+    assert session.results and session.results[-1].error.message.endswith("TypeError: boom")
 
 
 def test_a_reply_to_a_forgotten_request_is_dropped(session, kernel):
@@ -270,3 +276,78 @@ def test_a_bootstrap_that_fails_says_why(session, kernel):
     kernel.status("idle", boot)
     assert session.state == "broken"
     assert any("No module named 'torch'" in e for e in session.events)
+
+
+def test_an_ignored_interrupt_restarts_the_kernel_and_keeps_the_new_text(session, kernel, qtbot):
+    """`except KeyboardInterrupt: pass` in a loop: 3 s after the interrupt (here made
+    short), the kernel restarts, and the text typed meanwhile runs in the new one."""
+    session.ignored_timer.setInterval(50)
+    started(session, kernel)
+    session.run("while True:\n    try: pass\n    except KeyboardInterrupt: pass\n")
+    kernel.status("busy", kernel.sent[-1][0])
+    session.run("x = 2")  # new text: interrupts the loop, which ignores it
+    assert kernel.interrupts == 1
+    qtbot.waitUntil(lambda: kernel.restarts == 1, timeout=2000)
+    assert any("ignored the interrupt" in e for e in session.events)
+    kernel.bootstrap()
+    assert [r.code for _, r in kernel.sent][-1] == "x = 2"
+
+
+def test_a_second_escape_restarts_at_once(session, kernel):
+    started(session, kernel)
+    session.run("while True: pass")
+    kernel.status("busy", kernel.sent[-1][0])
+    session.interrupt()
+    session.interrupt()
+    assert kernel.restarts == 1 and session.state == "bootstrapping"
+
+
+def test_no_heartbeat_says_frozen_until_it_beats_again(session, kernel, qtbot):
+    started(session, kernel)
+    frozen = []
+    session.frozen_changed.connect(frozen.append)
+    kernel.beating = False
+    kernel.silent.emit(3.2)
+    assert frozen == [True] and any("frozen" in e for e in session.events)
+    kernel.silent.emit(6.4)  # said once
+    assert frozen == [True]
+    session.beat_timer.setInterval(10)
+    kernel.beating = True
+    qtbot.waitUntil(lambda: frozen == [True, False], timeout=1000)
+
+
+def test_restart_clears_frozen(session, kernel):
+    started(session, kernel)
+    kernel.silent.emit(3.0)
+    assert session.frozen
+    session.restart()
+    assert not session.frozen
+
+
+def test_output_of_the_latest_run_is_streamed(session, kernel):
+    started(session, kernel)
+    got = []
+    session.output.connect(lambda stream, text, first: got.append((stream, text, first)))
+    session.run("print(1)", cwd="/some/folder")
+    msg_id, request = kernel.sent[-1]
+    assert request.cwd == "/some/folder"
+    kernel.status("busy", msg_id)
+    from core.protocol import OutputChunk
+    kernel.reply(OutputChunk("stdout", "epoch 1\n"), msg_id)
+    kernel.reply(OutputChunk("stderr", "warn\n"), msg_id)
+    assert got == [("stdout", "epoch 1\n", True), ("stderr", "warn\n", False)]
+    assert session.state == "running" and not session.current.answered
+    kernel.reply(RunResult(Graph()), msg_id)
+    kernel.status("idle", msg_id)
+    assert len(session.results) == 1
+
+
+def test_a_fresh_kernel_needs_a_run_before_backward(session, kernel):
+    started(session, kernel)
+    assert session.needs_run
+    session.run("y = 1")
+    kernel.answer()
+    assert not session.needs_run
+    session.restart()
+    kernel.bootstrap()
+    assert session.needs_run
