@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from core.layout import dot_available
 from gui.actions import Actions
 from gui.files import EXAMPLES_DIR, ScriptFiles, example_title
+from gui.lecture import LectureMode
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
 from gui.panels.editor import EditorPanel
@@ -40,7 +41,8 @@ PANELS = [
 ]
 AREAS = {"left": QtCore.Qt.LeftDockWidgetArea, "right": QtCore.Qt.RightDockWidgetArea,
          "bottom": QtCore.Qt.BottomDockWidgetArea}
-DEFAULT_DOCK_WIDTHS = {"Code": 470, "Inspector": 340}
+DEFAULT_SIZE = (1600, 1000)  # shrunk to the screen
+CODE_COLUMNS = 62  # the code dock shows this many columns when the window is wide enough
 DEFAULT_DOCK_HEIGHTS = {"Output": 140}
 
 
@@ -142,8 +144,11 @@ class MainWindow(QtWidgets.QMainWindow):
                                     checkable=True,
                                     tip="Graphviz's layout instead of the built-in one (not stable across edits)")
         self.dot_act.setEnabled(dot_available())
-        self._action(view_menu, "&Fit graph", self.graph.fit)
-        self._action(view_menu, "Find &node…", self.graph.focus_search)
+        self._action(view_menu, "&Fit graph\tF", self.graph.fit)
+        find = self._action(view_menu, "Find &node…", self.graph.focus_search, "Ctrl+Shift+F")
+        find.setShortcutContext(QtCore.Qt.ApplicationShortcut)  # from the editor too
+        view_menu.addSeparator()
+        self.lecture = LectureMode(self.states, self, view_menu, self.docks)
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -201,7 +206,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self.files.settings
         geometry, state = settings.value("geometry"), settings.value("state")
         if not (isinstance(geometry, QtCore.QByteArray) and self.restoreGeometry(geometry)):
-            self.resize(1400, 860)
+            self._default_size()
         if not (isinstance(state, QtCore.QByteArray) and self.restoreState(state)):
             QtCore.QTimer.singleShot(100, self, self._default_dock_sizes)
         for key, value in (("geometry", geometry), ("state", state)):
@@ -215,12 +220,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_settings()
         self._update_title()
 
+    def _default_size(self) -> None:
+        """First launch: as big as DEFAULT_SIZE, but never bigger than the screen."""
+        screen = (self.screen() or QtGui.QGuiApplication.primaryScreen()).availableGeometry()
+        self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height() - 40))
+        self.move(screen.topLeft())
+
     def _default_dock_sizes(self) -> None:
-        """First launch: room for 60 columns of code and for the inspector's values.
-        resizeDocks only takes once the window has been laid out, hence the timer."""
-        for sizes, orientation in ((DEFAULT_DOCK_WIDTHS, QtCore.Qt.Horizontal),
-                                   (DEFAULT_DOCK_HEIGHTS, QtCore.Qt.Vertical)):
-            self.resizeDocks([self.docks[t] for t in sizes], list(sizes.values()), orientation)
+        """First launch: CODE_COLUMNS of code where the window is wide enough (at most
+        40% of it), the rest to the graph and the inspector. resizeDocks only takes once
+        the window has been laid out, hence the timer."""
+        editor = self.editor.editor
+        code = CODE_COLUMNS * editor.fontMetrics().horizontalAdvance("M") + editor.line_number_area_width() + 30
+        width = self.width()
+        self.resizeDocks([self.docks["Code"], self.docks["Inspector"]],
+                         [min(code, int(width * 0.4)), min(320, int(width * 0.2))], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.docks[t] for t in DEFAULT_DOCK_HEIGHTS], list(DEFAULT_DOCK_HEIGHTS.values()),
+                         QtCore.Qt.Vertical)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         if not self.files.may_close():

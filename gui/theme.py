@@ -52,6 +52,7 @@ GRAPH_CHAR_W = 8.0
 GRAPH_LINE_H = 17.0
 BANNER_POINTS = 12
 MIN_SCALE, MAX_SCALE = 0.5, 4.0
+ZOOM_STEP = 1.15
 
 
 def monospace(points: float | None = None) -> QtGui.QFont:
@@ -70,12 +71,29 @@ class Theme(QtCore.QObject):
     def __init__(self, scale: float = 1.0, parent=None):
         super().__init__(parent)
         self.scale = scale
+        self.high_contrast = False  # presentation mode: black edges, thicker lines
+
+    def set_high_contrast(self, on: bool) -> None:
+        if on != self.high_contrast:
+            self.high_contrast = on
+            self.changed.emit()
+
+    def edge_pen(self) -> tuple[str, float]:
+        """Colour and width of the graph's edges."""
+        return ("#000000", 2.4) if self.high_contrast else (EDGE, 1.4)
+
+    def border_width(self) -> float:
+        return 2.6 if self.high_contrast else 1.6
 
     def set_scale(self, scale: float) -> None:
         scale = max(MIN_SCALE, min(MAX_SCALE, scale))
         if scale != self.scale:
             self.scale = scale
             self.changed.emit()
+
+    def zoom(self, steps: int) -> None:
+        """Ctrl+= (+1) and Ctrl+- (-1), from anywhere; 0 resets."""
+        self.set_scale(round(self.scale * ZOOM_STEP ** steps, 3) if steps else 1.0)
 
     def points(self, base: float) -> float:
         return base * self.scale

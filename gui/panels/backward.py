@@ -44,6 +44,8 @@ class BackwardPanel(QtWidgets.QWidget):
         self.zero_button.setToolTip("Set .grad of every leaf to None (like optimizer.zero_grad())")
         self.zero_button.clicked.connect(actions.zero_grads)
 
+        for button in (self.backward_button, self.zero_button):
+            button.setFocusPolicy(QtCore.Qt.NoFocus)  # never in the path of the step keys
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Root:"))
         top.addWidget(self.root_box)

@@ -30,6 +30,7 @@ DEFAULT_POINT_SIZE = theme.EDITOR_POINTS
 MIN_POINT_SIZE = 6
 MAX_POINT_SIZE = 72
 INDENT = "    "
+ZOOM_STEPS = {"zoom_in": 1, "zoom_out": -1, "zoom_reset": 0}
 
 CURRENT_LINE_COLOR = QtGui.QColor(theme.EDITOR_CURRENT_LINE)
 ERROR_COLOR = QtGui.QColor(theme.EDITOR_ERROR)
@@ -176,6 +177,7 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
     run_requested = QtCore.Signal()
     interrupt_requested = QtCore.Signal()
     escape_pressed = QtCore.Signal()
+    zoom_requested = QtCore.Signal(int)  # +1, -1, 0 (reset): the theme's one zoom
 
     def __init__(self, parent: QtWidgets.QWidget | None = None,
                  document: QtGui.QTextDocument | None = None) -> None:
@@ -328,12 +330,8 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
             self.escape_pressed.emit()
         elif command == "interrupt":
             self.interrupt_requested.emit()
-        elif command == "zoom_in":
-            self.set_font_size(self.font_size() + 1)
-        elif command == "zoom_out":
-            self.set_font_size(self.font_size() - 1)
-        elif command == "zoom_reset":
-            self.set_font_size(DEFAULT_POINT_SIZE)
+        elif command in ZOOM_STEPS:
+            self.zoom_requested.emit(ZOOM_STEPS[command])
         elif command == "tab":
             self.insertPlainText(INDENT)
         elif command == "newline":
@@ -554,6 +552,7 @@ class EditorPanel(QtWidgets.QWidget):
         self.editor.run_requested.connect(self.run_requested)
         self.editor.interrupt_requested.connect(self.interrupt_requested)
         self.editor.escape_pressed.connect(self._on_escape)
+        self.editor.zoom_requested.connect(self.theme.zoom)
         if actions is not None:
             self.run_requested.connect(actions.run_now)
             self.interrupt_requested.connect(actions.interrupt)

@@ -318,11 +318,11 @@ def test_default_font_is_monospace_13pt_and_zooms_with_ctrl_keys(panel, qtbot):
 
     qtbot.keyClick(editor, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
     qtbot.keyClick(editor, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
-    assert editor.font().pointSizeF() == DEFAULT_POINT_SIZE + 2
+    assert editor.font().pointSizeF() == pytest.approx(DEFAULT_POINT_SIZE * 1.15 ** 2, rel=0.01)
     assert editor.line_number_area.width() > gutter
 
     qtbot.keyClick(editor, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
-    assert editor.font().pointSizeF() == DEFAULT_POINT_SIZE + 1
+    assert editor.font().pointSizeF() == pytest.approx(DEFAULT_POINT_SIZE * 1.15, rel=0.01)
     qtbot.keyClick(editor, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert editor.font().pointSizeF() == DEFAULT_POINT_SIZE
     assert panel.text() == ""

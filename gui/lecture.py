@@ -1,0 +1,95 @@
+"""Lecture hall: one zoom for every text, a presentation mode, and step keys that
+work wherever the focus is (but inside text the user types).
+
+Zoom In/Out/Reset (Ctrl+= / Ctrl+- / Ctrl+0) change `Theme.scale`, which every panel
+follows and which persists. Presentation mode (F5) goes full screen with a large
+scale and high contrast, hides the docks a projector does not need, and lets a
+presenter clicker (PageDown / PageUp) step the backward pass.
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gui.state import States
+
+PRESENTATION_SCALE = 1.6
+PRESENTATION_HIDDEN = ("Inspector", "Output")  # docks a projector does without
+TEXT_INPUTS = (QtWidgets.QPlainTextEdit, QtWidgets.QTextEdit, QtWidgets.QLineEdit,
+               QtWidgets.QAbstractSpinBox)
+
+
+class StepKeys(QtCore.QObject):
+    """←/→, Home/End, Space and PageUp/PageDown step the recorded backward from
+    anywhere in the window, except while typing in a text field (the editor, the
+    search box, the gradient box) or in an open menu or list."""
+
+    def __init__(self, states: States, window: QtWidgets.QWidget):
+        super().__init__(window)
+        b = states.backward
+        self.backward = b
+        self.window = window
+        self.keys = {QtCore.Qt.Key_Right: b.step_forward, QtCore.Qt.Key_PageDown: b.step_forward,
+                     QtCore.Qt.Key_Left: b.step_back, QtCore.Qt.Key_PageUp: b.step_back,
+                     QtCore.Qt.Key_Home: b.to_start, QtCore.Qt.Key_End: b.to_end,
+                     QtCore.Qt.Key_Space: b.toggle_play}
+        QtWidgets.QApplication.instance().installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() != QtCore.QEvent.ShortcutOverride and event.type() != QtCore.QEvent.KeyPress:
+            return False
+        slot = self.keys.get(event.key())
+        if slot is None or event.modifiers() & ~QtCore.Qt.KeypadModifier or self.backward.trace is None:
+            return False
+        focus = QtWidgets.QApplication.focusWidget()
+        typing = isinstance(focus, TEXT_INPUTS) and not getattr(focus, "isReadOnly", lambda: False)()
+        if (focus is None or focus.window() is not self.window or typing
+                or QtWidgets.QApplication.activePopupWidget() is not None):
+            return False
+        if event.type() == QtCore.QEvent.ShortcutOverride:
+            event.accept()  # the key is ours: no menu shortcut, no button, takes it
+            return True
+        slot()
+        return True
+
+
+class LectureMode(QtCore.QObject):
+    """The View menu's zoom and presentation actions."""
+
+    def __init__(self, states: States, window: QtWidgets.QMainWindow, menu: QtWidgets.QMenu,
+                 docks: dict[str, QtWidgets.QDockWidget]):
+        super().__init__(window)
+        self.theme = states.theme
+        self.window, self.docks = window, docks
+        self.before: dict | None = None  # what presentation mode changed, to put back
+        self.step_keys = StepKeys(states, window)
+        for text, key, steps in [("Zoom &In", "Ctrl+=", 1), ("Zoom &Out", "Ctrl+-", -1),
+                                 ("&Reset Zoom", "Ctrl+0", 0)]:
+            act = QtGui.QAction(text, window)
+            act.setShortcuts([QtGui.QKeySequence(key)] + ([QtGui.QKeySequence("Ctrl++")]
+                                                           if key == "Ctrl+=" else []))
+            act.setShortcutContext(QtCore.Qt.ApplicationShortcut)
+            act.triggered.connect(lambda _=False, n=steps: self.theme.zoom(n))
+            menu.addAction(act)
+        self.present_act = QtGui.QAction("&Presentation Mode", window, checkable=True)
+        self.present_act.setShortcut(QtGui.QKeySequence("F5"))
+        self.present_act.setShortcutContext(QtCore.Qt.ApplicationShortcut)
+        self.present_act.toggled.connect(self.present)
+        menu.addAction(self.present_act)
+
+    def present(self, on: bool) -> None:
+        if on and self.before is None:
+            self.before = {"scale": self.theme.scale, "full": self.window.isFullScreen(),
+                           "shown": {t: d.isVisible() for t, d in self.docks.items()}}
+            for title in PRESENTATION_HIDDEN:
+                self.docks[title].hide()
+            self.theme.set_high_contrast(True)
+            self.theme.set_scale(max(self.theme.scale, PRESENTATION_SCALE))
+            self.window.showFullScreen()
+        elif not on and self.before is not None:
+            before, self.before = self.before, None
+            self.theme.set_high_contrast(False)
+            self.theme.set_scale(before["scale"])
+            for title, shown in before["shown"].items():
+                self.docks[title].setVisible(shown)
+            if not before["full"]:
+                self.window.showNormal()
