@@ -11,6 +11,7 @@ the same numbers the panel and the SVG export draw with.
 """
 from __future__ import annotations
 
+import bisect
 import shutil
 import subprocess
 import time
@@ -100,7 +101,8 @@ def _place_row(row: list[str], wish: dict[str, float], width: dict[str, float],
     """Put `row` (already in order) as close to its wishes as it can without overlap.
 
     Pinned nodes (drawn before) are placed first and stay put unless they collide;
-    new nodes then take the free spot nearest to their wish.
+    new nodes then take the free spot nearest to their wish (a search outwards from
+    the wish among the sorted gaps: a row of thousands stays cheap).
     """
     if len(row) == 1:
         x[row[0]] = wish[row[0]]
@@ -111,18 +113,46 @@ def _place_row(row: list[str], wish: dict[str, float], width: dict[str, float],
         _push_apart(new, wish, width, x, recentre=True)
         return
     _push_apart(old, wish, width, x, recentre=False)
-    taken = [(x[n] - width[n] / 2, x[n] + width[n] / 2) for n in old]
+    lefts = [x[n] - width[n] / 2 for n in old]
+    rights = [x[n] + width[n] / 2 for n in old]
     for n in new:
-        w = width[n]
-        candidates = [wish[n]]
-        for left, right in taken:
-            candidates += [right + GAP_X + w / 2, left - GAP_X - w / 2]
-        candidates.sort(key=lambda c: abs(c - wish[n]))
-        for c in candidates:
-            if all(c + w / 2 + GAP_X <= left or c - w / 2 - GAP_X >= right for left, right in taken):
-                break
+        c = _nearest_gap(lefts, rights, wish[n], width[n] / 2 + GAP_X)
         x[n] = c
-        taken.append((c - w / 2, c + w / 2))
+        i = bisect.bisect_left(lefts, c - width[n] / 2)
+        lefts.insert(i, c - width[n] / 2)
+        rights.insert(i, c + width[n] / 2)
+
+
+def _nearest_gap(lefts: list[float], rights: list[float], c: float, half: float) -> float:
+    """The x nearest to `c` where a box reaching `half` to each side fits between the
+    sorted, disjoint intervals [lefts[k], rights[k]]."""
+    inf = float("inf")
+    count = len(lefts)
+
+    def spot(k: int) -> float | None:  # gap k lies between interval k-1 and interval k
+        lo = rights[k - 1] + half if k > 0 else -inf
+        hi = lefts[k] - half if k < count else inf
+        return min(max(c, lo), hi) if lo <= hi else None
+
+    start = bisect.bisect_left(lefts, c)
+    best = spot(start)
+    if best == c:
+        return c
+    k = start - 1  # leftwards
+    while k >= 0 and (best is None or c - (lefts[k] - half) < abs(best - c)):
+        found = spot(k)
+        if found is not None and (best is None or abs(found - c) < abs(best - c)):
+            best = found
+            break
+        k -= 1
+    k = start + 1  # rightwards
+    while k <= count and (best is None or (rights[k - 1] + half) - c < abs(best - c)):
+        found = spot(k)
+        if found is not None and (best is None or abs(found - c) < abs(best - c)):
+            best = found
+            break
+        k += 1
+    return best
 
 
 def _push_apart(row: list[str], wish: dict[str, float], width: dict[str, float],

@@ -135,3 +135,48 @@ def test_dot_engine_can_be_cancelled_or_timed_out():
     with pytest.raises(subprocess.TimeoutExpired):
         layout_with_dot(big, timeout=0.2)
     assert time.perf_counter() - t0 < 5
+
+
+def test_nearest_gap_matches_a_brute_force_search():
+    """The outward gap search finds the same spot as trying every edge of every box."""
+    import random as rnd
+
+    from core.layout import GAP_X, _nearest_gap
+
+    rng = rnd.Random(7)
+    for _ in range(300):
+        xs, pos = [], 0.0
+        for _ in range(rng.randint(0, 12)):
+            pos += rng.uniform(0, 80)
+            w = rng.uniform(10, 60)
+            xs.append((pos, pos + w))
+            pos += w
+        lefts, rights = [a for a, _ in xs], [b for _, b in xs]
+        c, w = rng.uniform(-50, pos + 50), rng.uniform(10, 60)
+        half = w / 2 + GAP_X
+        got = _nearest_gap(lefts, rights, c, half)
+        cands = [c] + [r + half for r in rights] + [l - half for l in lefts]
+        fits = [x for x in cands if all(x + half <= l + 1e-9 or x - half >= r - 1e-9 for l, r in xs)]
+        best = min(fits, key=lambda x: abs(x - c))
+        assert abs(got - c) == pytest.approx(abs(best - c)), (xs, c, w, got, best)
+        assert all(got + half <= l + 1e-9 or got - half >= r - 1e-9 for l, r in xs)
+
+
+def test_relayout_of_a_wide_row_costs_about_a_fresh_layout():
+    """range(5000) -> range(5001): one new node in a row of 5,000 kept ones. Timed
+    loosely (the bench prints the real figures): well under 1.5x plus slack."""
+    import time
+
+    from core.layout import layout_graph, positions_by_key
+    from core.model.graph import Graph, TensorNode
+
+    def row(n):
+        return Graph([TensorNode(f"t{i}", f"k{i}", f"v{i}", [1], "float32", "cpu", False, True, None, False)
+                      for i in range(n)], [])
+    t = time.perf_counter()
+    first = layout_graph(row(5000))
+    fresh = time.perf_counter() - t
+    t = time.perf_counter()
+    layout_graph(row(5001), positions_by_key(row(5000), first))
+    again = time.perf_counter() - t
+    assert again < 3 * fresh + 0.5, (fresh, again)
