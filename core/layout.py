@@ -16,15 +16,18 @@ import shutil
 import subprocess
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from .labels import node_lines
+from .labels import badge_text, node_lines
+from .model.backward import step_view
 from .model.graph import Graph
 
 GAP_X = 24.0
 GAP_Y = 36.0
 MIN_GAP_Y = 10.0  # rows of an edited graph may close up to this before they move
+BELOW_GAP = 5.0  # between a node and what is drawn under it
+SIMILAR = 0.5  # kept positions are used when this share of the smaller graph's nodes is in both
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Layout:
     boxes: dict[str, Box]
     width: float
     height: float
+    below: dict[str, Box] = field(default_factory=dict)  # room kept under a node (its badge)
 
 
 def node_size(node, metrics: Metrics = DEFAULT_METRICS) -> tuple[float, float]:
@@ -170,14 +174,18 @@ def _push_apart(row: list[str], wish: dict[str, float], width: dict[str, float],
 
 def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None = None,
                  sweeps: int = 3, metrics: Metrics = DEFAULT_METRICS,
-                 cancelled: Callable[[], bool] = lambda: False) -> Layout:
+                 cancelled: Callable[[], bool] = lambda: False,
+                 below: dict[str, tuple[float, float]] | None = None) -> Layout:
     """Positions for every node of `graph`. `previous` maps node key -> (x, y) of the
-    last drawing; those nodes keep their x where the new layering allows. Raises
-    LayoutCancelled when `cancelled()` turns true between sweeps."""
-    previous = previous or {}
+    last drawing; those nodes keep their x where the new layering allows, if the two
+    graphs are alike (an unrelated script that shares a name starts afresh). `below`
+    maps node id -> (w, h) to keep free under that node (a gradient badge): nothing
+    overlaps it. Raises LayoutCancelled when `cancelled()` turns true between sweeps."""
     ids = [n.id for n in graph.nodes]
     if not ids:
         return Layout({}, 0.0, 0.0)
+    previous = previous if previous and _alike(graph, previous) else {}
+    below = below or {}
     node_by_id = {n.id: n for n in graph.nodes}
     succ: dict[str, list[str]] = {n: [] for n in ids}
     pred: dict[str, list[str]] = {n: [] for n in ids}
@@ -187,7 +195,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
             pred[e.dst].append(e.src)
     layer = assign_layers(ids, succ, pred)
     size = {n: node_size(node_by_id[n], metrics) for n in ids}
-    width = {n: size[n][0] for n in ids}
+    width = {n: max(size[n][0], below[n][0]) if n in below else size[n][0] for n in ids}
 
     rows: dict[int, list[str]] = defaultdict(list)
     for n in ids:
@@ -226,11 +234,15 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
 
     # Rows go top to bottom; a row with nodes drawn before goes back to where they
     # were, letting the gap above it shrink to MIN_GAP_Y before it moves down.
+    # Nodes of a row are centred on one line; what is kept below a node hangs under it.
     boxes: dict[str, Box] = {}
+    kept_below: dict[str, Box] = {}
     bottom = None
     for li in range(depth):
         row = rows[li]
         h = max((size[n][1] for n in row), default=0.0)
+        hang = max((size[n][1] / 2 + BELOW_GAP + below[n][1] - h / 2 for n in row if n in below),
+                   default=0.0)
         centre = h / 2 if bottom is None else bottom + GAP_Y + h / 2
         kept = sorted(previous[node_by_id[n].key][1] for n in row if n in prev_x)
         if kept:
@@ -239,14 +251,34 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
                 centre = max(centre, bottom + MIN_GAP_Y + h / 2)
         for n in row:
             boxes[n] = Box(x[n], centre, size[n][0], size[n][1])
-        bottom = centre + h / 2
+            if n in below:
+                bw, bh = below[n]
+                kept_below[n] = Box(x[n], centre + size[n][1] / 2 + BELOW_GAP + bh / 2, bw, bh)
+        bottom = centre + h / 2 + max(hang, 0.0)
+    every = list(boxes.values()) + list(kept_below.values())
     if not prev_x:  # a first drawing starts at x = 0; a redraw keeps its coordinates
-        left = min(b.x - b.w / 2 for b in boxes.values())
-        for b in boxes.values():
+        left = min(b.x - b.w / 2 for b in every)
+        for b in every:
             b.x -= left
-    right = max(b.x + b.w / 2 for b in boxes.values())
-    top = min(b.y - b.h / 2 for b in boxes.values())
-    return Layout(boxes, right, bottom - top)
+    right = max(b.x + b.w / 2 for b in every)
+    top = min(b.y - b.h / 2 for b in every)
+    return Layout(boxes, right, bottom - top, kept_below)
+
+
+def badge_sizes(graph: Graph, trace, metrics: Metrics = DEFAULT_METRICS) -> dict[str, tuple[float, float]]:
+    """The room each gradient badge of a recorded backward needs (at its last step,
+    when every badge is shown): what `layout_graph(below=...)` keeps free."""
+    if trace is None or not trace.steps:
+        return {}
+    view = step_view(graph, trace, len(trace.steps) - 1)
+    return {node_id: (len(badge_text(badge)) * metrics.char_w + 8, metrics.line_h + 4)
+            for node_id, badge in view.badges.items()}
+
+
+def _alike(graph: Graph, previous: dict[str, tuple[float, float]]) -> bool:
+    """Whether a drawing with these kept positions is an earlier version of `graph`."""
+    shared = sum(1 for n in graph.nodes if n.key in previous)
+    return shared >= SIMILAR * min(len(graph.nodes), len(previous))
 
 
 def positions_by_key(graph: Graph, layout: Layout) -> dict[str, tuple[float, float]]:
