@@ -46,6 +46,8 @@ def node_lines(node) -> list[str]:
     """The text drawn on a node, line by line."""
     if node.kind == "op":
         return [node.name]
+    if node.kind == "module":
+        return [node.name, node.type, f"{node.ops} op{'s' if node.ops != 1 else ''} ▸"]
     if node.kind == "saved":
         return [f"saved {node.name}", "freed" if node.freed else format_shape(node.shape)]
     title = node.name if node.name else "(unnamed leaf)"
@@ -64,6 +66,8 @@ def node_lines(node) -> list[str]:
 
 
 def node_tooltip(node) -> str:
+    if node.kind == "module":
+        return f"{node.name} ({node.type})\n{node.ops} autograd nodes inside\ndouble-click to open"
     if node.kind == "op":
         return f"{node.name}\nautograd node (grad_fn)"
     if node.kind == "saved":

@@ -12,15 +12,18 @@ STYLE = {
     "saved": ("#ffe0c2", "#d35400"),
     "freed": ("#ffffff", "#9e9e9e"),
     "cut": ("#eeeeee", "#c62828"),  # made by detach() or under no_grad: no history
+    "module": ("#e0f2f1", "#00695c"),  # a collapsed nn.Module: its ops in one box
 }
 LEGEND = [("leaf", "leaf tensor (requires_grad)"), ("leaf_nograd", "tensor without grad"),
           ("nonleaf", "non-leaf tensor"), ("op", "grad_fn node"),
           ("accumulate", "AccumulateGrad"), ("saved", "saved tensor"),
-          ("cut", "cut off (detach / no_grad)")]
+          ("cut", "cut off (detach / no_grad)"), ("module", "module (double-click opens)")]
 RETAINS_GRAD_BORDER = "#c79100"
 
 
 def style_of(node) -> str:
+    if node.kind == "module":
+        return "module"
     if node.kind == "op":
         return "accumulate" if node.name == "AccumulateGrad" else "op"
     if node.kind == "saved":

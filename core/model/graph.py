@@ -40,6 +40,7 @@ class OpNode:
     key: str
     name: str  # type(fn).__name__: "MulBackward0", "AccumulateGrad", "CubeFnBackward"
     kind: str = "op"
+    module: str | None = None  # the innermost nn.Module whose forward made it ("model.layer1.0.conv1")
 
 
 @dataclass
@@ -54,7 +55,18 @@ class SavedNode:
     kind: str = "saved"
 
 
-Node = TensorNode | OpNode | SavedNode
+@dataclass
+class ModuleNode:
+    """A collapsed nn.Module: every node made inside it, drawn as one box."""
+    id: str
+    key: str
+    name: str  # qualified, as the script names it: "model.layer1.0"
+    type: str  # its class: "BasicBlock"
+    ops: int  # autograd nodes inside
+    kind: str = "module"
+
+
+Node = TensorNode | OpNode | SavedNode | ModuleNode
 
 
 @dataclass
@@ -67,6 +79,7 @@ class Edge:
 class Graph:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
+    modules: dict[str, str] = field(default_factory=dict)  # qualified module name -> class name
 
     def node(self, node_id: str) -> Node:
         for n in self.nodes:
@@ -80,7 +93,7 @@ class Graph:
     def without_saved(self) -> "Graph":
         nodes = [n for n in self.nodes if n.kind != "saved"]
         keep = {n.id for n in nodes}
-        return Graph(nodes, [e for e in self.edges if e.src in keep and e.dst in keep])
+        return Graph(nodes, [e for e in self.edges if e.src in keep and e.dst in keep], self.modules)
 
 
 def json_safe(values):
