@@ -1,65 +1,277 @@
 """Torchscope: open the app, or export a script's autograd graph without a window.
 
-    python main.py
-    python main.py --export OUT.{json,dot,svg,png} SCRIPT.py [--backward NAME] [--timeout S]
+    torchscope [SCRIPT.py]
+    torchscope --export OUT.{json,dot,svg,png} SCRIPT.py [--backward NAME] [--timeout S]
+
+The headless export, step by step (`export`):
+
+1. The parent (this process, which never imports torch) checks that SCRIPT can be
+   read, then `run_child` starts `python -m core.kernel.export_child` in a session of
+   its own (`start_new_session`: one process group holds the child and anything the
+   script forks) and waits for its RunResult on a dedicated pipe (see that module).
+2. The parent gives the child START_LIMIT s to import torch and start the script,
+   then `--timeout` + GRACE s to run it and send the graph back. The child stops the
+   script itself after `--timeout` (SIGALRM, with the script's line number); when that
+   does not work (`except BaseException`, an ignored SIGALRM, a long native op) the
+   parent kills the whole process group: "the script timed out after N s".
+3. Once the answer is in (or the child died, or time ran out) the process group is
+   killed: nothing the script started outlives the export, or can touch OUT.
+4. The parent alone writes OUT (`write_atomically`): a temporary file beside it, then
+   `os.replace`, so OUT is whole or not there at all.
+
+Exit 0: OUT written, nothing on stderr. Exit 1: one line on stderr, OUT untouched:
+`SCRIPT:LINE: Type: message` (an error in the script), `SCRIPT[:LINE]: the script timed
+out after N s and was stopped`, `SCRIPT[:LINE]: the script ended the Python process
+(exit N | signal N, name)`, `SCRIPT: cannot read the script: reason`, or
+`OUT: cannot write: reason`. Exit 2: one line, a bad `--backward NAME` or bad options.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
+import re
+import select
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent
 EXPORT_SUFFIXES = (".json", ".dot", ".svg", ".png")
+START_LIMIT = 60.0  # s for the child to start Python, import torch and read the script
+GRACE = 5.0  # s after --timeout: the child's own stop lands, the graph is traced and sent
+UNTYPED = ("ScriptTimeout", "ProcessEnded")  # errors whose line has no `Type:`
+EPILOG = """examples:
+  torchscope                                       open the app
+  torchscope model.py                              open the app with model.py
+  torchscope --export graph.json model.py          the graph as JSON (torchscope.graph/1)
+  torchscope --export graph.svg model.py --backward loss
+  torchscope --timeout 10 --export graph.png model.py
+
+--export runs SCRIPT in a child Python process, in SCRIPT's folder. Exit 0: OUT
+written. Exit 1: an error in SCRIPT, a timeout, a crash, or OUT could not be
+written; one line on stderr, OUT untouched. Exit 2: a bad --backward NAME or option."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as every other failure
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="torchscope", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--export", nargs=2, metavar=("OUT", "SCRIPT"),
-                        help="run SCRIPT without a window and write its graph to OUT")
+    parser = Parser(prog="torchscope", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("script", nargs="?", metavar="SCRIPT",
+                        help="a .py script: the one to export, or to open in the app")
+    parser.add_argument("--export", metavar="OUT",
+                        help="run SCRIPT without a window and write its graph to OUT "
+                             f"({', '.join(EXPORT_SUFFIXES)})")
     parser.add_argument("--backward", metavar="NAME",
                         help="call NAME.backward() after the script (ones as gradient if not scalar)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="stop the script after this many seconds (default 60)")
-    parser.add_argument("file", nargs="?", help="a .py script to open in the app")
     args = parser.parse_args(argv)
-    if args.export and not args.export[0].endswith(EXPORT_SUFFIXES):
-        parser.error(f"OUT must end in one of {', '.join(EXPORT_SUFFIXES)}")
+    if args.export is not None:
+        if not args.export.endswith(EXPORT_SUFFIXES):
+            parser.error(f"OUT must end in one of {', '.join(EXPORT_SUFFIXES)}")
+        if not args.script:
+            parser.error("--export OUT needs a SCRIPT")
+        if not (math.isfinite(args.timeout) and args.timeout > 0):
+            parser.error("--timeout must be a positive number of seconds")
     return args
 
 
+def reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def error_line(error, script: str) -> str:
+    where = f"{script}:{error.line}" if error.line else script
+    text = error.message if error.type in UNTYPED else f"{error.type}: {error.message}"
+    return f"{where}: {text}".replace("\n", " ")
+
+
+def _process_ended(returncode: int, fault_text: str, path: str, started: bool):
+    """The RunError for a child that died without answering."""
+    from core.model.run import RunError
+
+    if returncode < 0:
+        n = -returncode
+        name = signal.strsignal(n) or (signal.Signals(n).name if n in signal.valid_signals()
+                                       else "unknown")
+        how = f"signal {n}, {name[:1].lower()}{name[1:]}"
+        if n == signal.SIGKILL:
+            how += "; the system may have run out of memory"
+    else:
+        how = f"exit {returncode}"
+    # faulthandler's dump, most recent call first: the first frame in the script
+    match = re.search(rf'File "{re.escape(path)}", line (\d+)', fault_text)
+    what = "the script ended the Python process" if started else \
+        "the export's Python process ended before the script ran"
+    return RunError("ProcessEnded", f"{what} ({how})", int(match.group(1)) if match else None)
+
+
+def run_child(script: str, backward: str | None, timeout: float):
+    """Run SCRIPT in a watched child process (`core.kernel.export_child`) and return
+    its RunResult; a timeout, a dead child or a garbled answer become its RunError.
+    The child's whole process group is dead when this returns."""
+    from core.kernel.export_child import LENGTH, RESULT, STARTED
+    from core.model.run import RunError, RunResult
+    from core.protocol import ProtocolError, decode, unpack
+
+    path = os.path.abspath(script)
+    read_fd, write_fd = os.pipe()
+    fault = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.kernel.export_child", str(write_fd), str(fault.fileno()),
+             repr(timeout), backward or "", path],
+            cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd, fault.fileno()), start_new_session=True)
+    except BaseException:
+        os.close(read_fd)
+        fault.close()
+        raise
+    finally:
+        os.close(write_fd)
+    buf, started, eof = bytearray(), False, False
+    deadline = time.monotonic() + START_LIMIT
+    try:
+        while True:
+            if not started and buf[:1] == STARTED:
+                started, deadline = True, time.monotonic() + timeout + GRACE
+                del buf[:1]
+            if buf and (not started or buf[:1] != RESULT):
+                raise ProtocolError(f"unexpected bytes {bytes(buf[:8])!r} on the result pipe")
+            if len(buf) >= 1 + LENGTH.size:
+                (n,) = LENGTH.unpack_from(buf, 1)
+                if len(buf) >= 1 + LENGTH.size + n:
+                    break
+            exited = proc.poll() is not None
+            left = deadline - time.monotonic()
+            if left <= 0 and not exited:
+                message = (f"the script timed out after {timeout:g} s and was stopped" if started
+                           else f"the export's Python process did not start within {START_LIMIT:g} s")
+                return RunResult(graph=None, error=RunError("ScriptTimeout", message, None))
+            # A short wait, then look at the child again: a process the script forked may
+            # hold the pipe open after the child died, so EOF alone cannot be waited for.
+            wait = 0.0 if exited else min(left, 0.1)
+            if not eof and left > 0 and select.select([read_fd], [], [], wait)[0]:
+                chunk = os.read(read_fd, 1 << 20)
+                buf += chunk
+                eof = not chunk
+                continue
+            if exited:
+                fault.seek(0)
+                text = fault.read(1 << 20).decode("ascii", "replace")
+                return RunResult(graph=None, error=_process_ended(proc.returncode, text, path, started))
+            if eof:
+                time.sleep(wait)
+        data, buffers = unpack(bytes(buf[1 + LENGTH.size:1 + LENGTH.size + n]))
+        result, _ = decode(data, buffers)
+        if not isinstance(result, RunResult):
+            raise ProtocolError(f"a {type(result).__name__} instead of a RunResult")
+        return result
+    except ProtocolError as exc:
+        return RunResult(graph=None, error=RunError(
+            "ProtocolError", f"Torchscope could not read the export's answer: {exc}", None, "internal"))
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        os.close(read_fd)
+        fault.close()
+
+
+def write_atomically(out: str, data: bytes) -> None:
+    """Write OUT whole or not at all: a temporary file with a unique name beside OUT,
+    then `os.replace`. On any failure the temporary file is removed and the OSError
+    raised; OUT is left as it was."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out)),
+                               prefix=f".{os.path.basename(out)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is 0600; OUT gets the usual mode
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """fd 2 on /dev/null: what Qt and fontconfig print bypasses Python."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def render(result, out: str) -> bytes:
+    """OUT's bytes, by its suffix. SVG and PNG are drawn by the graph panel's scene."""
+    if out.endswith((".json", ".dot")):
+        from core.export import to_dot, to_json
+
+        text = to_json(result.graph, result.backward) if out.endswith(".json") else to_dot(result.graph)
+        return text.encode("utf-8")
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    with quiet_stderr():
+        from PySide6 import QtCore, QtWidgets
+
+        QtCore.qInstallMessageHandler(lambda *_: None)  # one line on stderr, not Qt's warnings
+        from gui.panels.graph import render_graph
+
+        app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841
+        return render_graph(result.graph.without_saved(), out.rsplit(".", 1)[1])
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def export(out: str, script: str, backward: str | None, timeout: float) -> int:
-    """Exit 0 and write OUT; on an error in SCRIPT exit 1 (2 for --backward) and
-    print one `SCRIPT:LINE: Type: message` line, writing nothing."""
+    """Exit 0 and write OUT; otherwise one line on stderr, exit 1 (2 for --backward),
+    and OUT untouched. The flow is in this module's docstring."""
+    from core.kernel.export_child import read_script
+
     try:
-        code = Path(script).read_text(encoding="utf-8")
+        read_script(script)
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"{script}: cannot read the script: {exc}", file=sys.stderr)
+        print(f"{script}: cannot read the script: {reason(exc)}", file=sys.stderr)
         return 1
-    from core.kernel.runner import Runner
-
-    snap = Runner(grad_limit=None).run(code, filename=script, timeout=timeout, backward=backward,
-                                       values=False)
-    if snap.error is not None:
-        print(snap.error.one_line(script), file=sys.stderr)
-        return 2 if snap.error.phase == "backward" else 1
+    previous = signal.signal(signal.SIGTERM, _interrupted)  # so the child's group dies too
     try:
-        if out.endswith((".json", ".dot")):
-            from core.export import to_dot, to_json
-
-            text = to_json(snap.graph, snap.backward) if out.endswith(".json") else to_dot(snap.graph)
-            Path(out).write_text(text, encoding="utf-8")
-        else:
-            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-            from PySide6 import QtWidgets
-
-            from gui.panels.graph import render_graph
-
-            app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841
-            render_graph(snap.graph.without_saved(), out)
+        result = run_child(script, backward, timeout)
+    except KeyboardInterrupt:
+        print(f"{script}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if result.error is not None:
+        print(error_line(result.error, script), file=sys.stderr)
+        return 2 if result.error.phase == "backward" else 1
+    try:
+        write_atomically(out, render(result, out))
     except OSError as exc:
-        print(f"{out}: cannot write: {exc}", file=sys.stderr)
+        print(f"{out}: cannot write: {reason(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -72,7 +284,7 @@ def open_app(file: str | None) -> int:
     app = QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("Torchscope")
     app.setOrganizationName("Torchscope")
-    icon = Path(__file__).parent / "resources" / "icons" / "torchscope.svg"
+    icon = ROOT / "resources" / "icons" / "torchscope.svg"
     if icon.exists():
         app.setWindowIcon(QtGui.QIcon(str(icon)))
     window = MainWindow()
@@ -84,10 +296,9 @@ def open_app(file: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.export:
-        out, script = args.export
-        return export(out, script, args.backward, args.timeout)
-    return open_app(args.file)
+    if args.export is not None:
+        return export(args.export, args.script, args.backward, args.timeout)
+    return open_app(args.script)
 
 
 if __name__ == "__main__":

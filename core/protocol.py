@@ -10,17 +10,23 @@ The window sends requests (`RunRequest`, `BackwardRequest`, …) as comm message
 the kernel answers each with the reply type in REPLY_TO, or an `ErrorReply` when it
 failed, tagged with the request's msg_id. It may also push messages of its own
 (reply_to None). The first message, `Hello`, carries the protocol version.
+
+Outside a Comm (the headless export's child process writes its RunResult to a pipe),
+`pack` turns the same (data, buffers) pair into one byte string and `unpack` reads it
+back: a magic, the JSON text and each buffer, each with its length. Still no pickle.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 from .model.backward import BackwardStep, BackwardTrace, GradInfo
-from .model.graph import Edge, Graph, OpNode, SavedNode, TensorNode
+from .model.graph import Edge, Graph, ModuleNode, OpNode, SavedNode, TensorNode
 from .model.run import RunError, RunResult
 from .model.tensors import Stats, TensorValues
 
@@ -96,7 +102,7 @@ REPLY_TO = {RunRequest: RunResult, BackwardRequest: RunResult, ZeroGradsRequest:
             ValuesRequest: ValuesReply}
 TYPES = {t.__name__: t for t in (
     RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, Hello, ValuesReply, ErrorReply, OutputChunk,
-    RunResult, RunError, Graph, TensorNode, OpNode, SavedNode, Edge, TensorValues, Stats,
+    RunResult, RunError, Graph, TensorNode, OpNode, SavedNode, ModuleNode, Edge, TensorValues, Stats,
     BackwardTrace, BackwardStep, GradInfo)}
 _FIELDS = {t: [f.name for f in dataclasses.fields(t)] for t in TYPES.values()}
 
@@ -119,6 +125,56 @@ def decode(data: dict, buffers: list) -> tuple[object, str | None]:
         return _decode(data["body"], buffers), data.get("reply_to")
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ProtocolError(f"a malformed message: {exc!r}") from None
+
+
+PACK_MAGIC = b"TSP1"
+_HEAD = struct.Struct("<4sQI")  # magic, JSON length, number of buffers
+_LEN = struct.Struct("<Q")
+
+
+def pack(data: dict, buffers: list) -> bytes:
+    """One byte string for an (data, buffers) pair from `encode`: PACK_MAGIC, the JSON
+    length and the buffer count, the JSON text (UTF-8, strict: no NaN), then each
+    buffer as its length and its bytes. Little-endian lengths."""
+    text = json.dumps(data, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    parts = [_HEAD.pack(PACK_MAGIC, len(text), len(buffers)), text]
+    for b in buffers:
+        raw = memoryview(b).cast("B")
+        parts += [_LEN.pack(raw.nbytes), raw]
+    return b"".join(parts)
+
+
+def unpack(blob: bytes) -> tuple[dict, list]:
+    """(data, buffers) from `pack`'s bytes; ProtocolError for anything else (a wrong
+    magic, a length past the end, bytes left over, JSON that is not an object)."""
+    view = memoryview(blob).cast("B")
+    if len(view) < _HEAD.size:
+        raise ProtocolError(f"a packed message of {len(view)} bytes is too short")
+    magic, n_text, n_buffers = _HEAD.unpack_from(view)
+    if magic != PACK_MAGIC:
+        raise ProtocolError(f"not a packed message (magic {bytes(magic)!r})")
+    pos = _HEAD.size
+
+    def take(n: int) -> memoryview:
+        nonlocal pos
+        if n > len(view) - pos:
+            raise ProtocolError("a packed message ends early")
+        pos += n
+        return view[pos - n:pos]
+
+    try:
+        data = json.loads(bytes(take(n_text)).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"a packed message with bad JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("a packed message whose JSON is not an object")
+    buffers = []
+    for _ in range(n_buffers):
+        (n,) = _LEN.unpack(take(_LEN.size))
+        buffers.append(bytes(take(n)))
+    if pos != len(view):
+        raise ProtocolError(f"{len(view) - pos} bytes after a packed message")
+    return data, buffers
 
 
 def _encode(v, buffers: list):

@@ -519,16 +519,22 @@ class GraphPanel(QtWidgets.QWidget):
         self.selection.set(self.selected_id())
 
 
-def render_graph(graph: Graph, path: str, scale: float = 2.0) -> None:
-    """Write `graph` as .svg or .png, drawn by the panel's own GraphScene."""
+def render_graph(graph: Graph, fmt: str, scale: float = 2.0) -> bytes:
+    """`graph` as the bytes of an "svg" or "png" file, drawn by the panel's own
+    GraphScene in memory (the caller writes the file). Raises OSError when Qt cannot
+    encode it."""
     from PySide6 import QtSvg
 
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"cannot draw a graph as {fmt!r}")
     scene = GraphScene()
     scene.draw(graph, layout_graph(graph, metrics=scene.metrics))
     rect = scene.sceneRect()
-    if path.endswith(".svg"):
+    buffer = QtCore.QBuffer()
+    buffer.open(QtCore.QIODevice.WriteOnly)
+    if fmt == "svg":
         gen = QtSvg.QSvgGenerator()
-        gen.setFileName(path)
+        gen.setOutputDevice(buffer)
         gen.setSize(rect.size().toSize())
         gen.setViewBox(QtCore.QRectF(0, 0, rect.width(), rect.height()))
         gen.setTitle("Torchscope autograd graph")
@@ -540,8 +546,10 @@ def render_graph(graph: Graph, path: str, scale: float = 2.0) -> None:
         image.fill(QtGui.QColor("white"))
         painter = QtGui.QPainter(image)
         painter.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
+    if not painter.isActive():
+        raise OSError(f"Qt could not start drawing the {fmt.upper()}")
     scene.render(painter, QtCore.QRectF(), rect)
     painter.end()
-    if not path.endswith(".svg"):
-        if not image.save(path):
-            raise OSError(f"could not write {path}")
+    if fmt == "png" and not image.save(buffer, "PNG"):
+        raise OSError("Qt could not encode the PNG")
+    return bytes(buffer.data())

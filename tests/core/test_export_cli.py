@@ -1,6 +1,9 @@
 """`python main.py --export OUT SCRIPT.py`: the stable contract other tools read."""
+import errno
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +122,125 @@ def test_png_of_a_3000_node_chain_fits_qimage_limits(tmp_path):
     assert proc.returncode == 0, proc.stderr
     width, height = struct.unpack(">II", png.read_bytes()[16:24])
     assert 0 < width <= 32767 and 10_000 < height <= 32767
+
+
+# --- options in any order, --help, usage errors ----------------------------------------------
+
+BACKWARD_SCRIPT = "import torch\nx = torch.tensor([1., 2.], requires_grad=True)\ny = x * x\n"
+
+
+@pytest.mark.parametrize("order", [
+    ["--export", "g.json", "script.py", "--backward", "y"],
+    ["--export", "g.json", "--backward", "y", "script.py"],
+    ["--backward", "y", "script.py", "--export", "g.json"],
+    ["--export", "g.json", "--timeout", "8", "script.py"],
+    ["--timeout", "8", "--export", "g.json", "script.py"],
+    ["script.py", "--export", "g.json"],
+])
+def test_options_in_any_order(tmp_path, order):
+    (tmp_path / "script.py").write_text(BACKWARD_SCRIPT)
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *order], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    x = next(n for n in json.loads((tmp_path / "g.json").read_text())["nodes"] if n.get("name") == "x")
+    assert x["grad"] == ([2.0, 4.0] if "--backward" in order else None)
+
+
+def test_help_shows_examples():
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "examples:" in proc.stdout and "--export graph.json model.py" in proc.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--export", "g.txt", "s.py"], "OUT must end in one of"),
+    (["--export", "g.json"], "needs a SCRIPT"),
+    (["--export", "g.json", "s.py", "--timeout", "0"], "--timeout"),
+    (["--export", "g.json", "s.py", "--timeout", "nan"], "--timeout"),
+    (["--export", "g.json", "s.py", "--timeout", "soon"], "--timeout"),
+    (["--export", "g.json", "s.py", "--frobnicate"], "unrecognized arguments"),
+])
+def test_usage_errors_are_one_line_exit_2(tmp_path, args, words):
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and words in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- OUT is written by the parent alone, whole or not at all ----------------------------------
+
+sys.path.insert(0, str(ROOT))
+import main as cli  # noqa: E402
+
+
+def test_write_atomically_writes_whole_with_the_usual_mode(tmp_path):
+    out = tmp_path / "g.json"
+    out.write_text("old")
+    cli.write_atomically(str(out), b"new content")
+    assert out.read_bytes() == b"new content"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["g.json"]
+
+
+def _disk_full(monkeypatch):
+    """Every file the write function opens behaves like /dev/full: writes fail, ENOSPC."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    real = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, fd)
+        os.close(full)
+        return real(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+def test_write_atomically_on_a_full_disk_leaves_out_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "g.json"
+    out.write_text("old")
+    _disk_full(monkeypatch)
+    with pytest.raises(OSError) as info:
+        cli.write_atomically(str(out), b"x" * 100_000)
+    assert info.value.errno == errno.ENOSPC
+    assert out.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.json"]
+
+
+@pytest.mark.parametrize("suffix", ["json", "dot"])  # no Qt in this process
+def test_export_on_a_full_disk_one_line_no_file(tmp_path, monkeypatch, capsys, suffix):
+    from core.kernel.runner import Runner
+
+    script = tmp_path / "script.py"
+    script.write_text(BACKWARD_SCRIPT)
+    result = Runner(grad_limit=None).run(BACKWARD_SCRIPT, filename=str(script), values=False)
+    monkeypatch.setattr(cli, "run_child", lambda *args: result)
+    _disk_full(monkeypatch)
+    out = tmp_path / f"g.{suffix}"
+    assert cli.main(["--export", str(out), str(script)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"{out}: cannot write: No space left on device\n" and captured.out == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["script.py"]
+
+
+def test_render_failure_is_a_write_failure(tmp_path, monkeypatch, capsys):
+    from core.kernel.runner import Runner
+
+    script = tmp_path / "script.py"
+    script.write_text(BACKWARD_SCRIPT)
+    result = Runner(grad_limit=None).run(BACKWARD_SCRIPT, filename=str(script), values=False)
+    monkeypatch.setattr(cli, "run_child", lambda *args: result)
+
+    def no_render(result, out):
+        raise OSError("Qt could not encode the PNG")
+
+    monkeypatch.setattr(cli, "render", no_render)
+    out = tmp_path / "g.png"
+    assert cli.main(["--export", str(out), str(script)]) == 1
+    assert capsys.readouterr().err == f"{out}: cannot write: Qt could not encode the PNG\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["script.py"]

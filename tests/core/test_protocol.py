@@ -20,7 +20,7 @@ from core.model.run import RunError, RunResult
 from core.model.tensors import Stats, TensorValues
 from core.protocol import (PROTOCOL_VERSION, REPLY_TO, TYPES, BackwardRequest, ErrorReply, Hello,
                            ProtocolError, RunRequest, ValuesReply, ValuesRequest, ZeroGradsRequest,
-                           decode, encode)
+                           decode, encode, pack, unpack)
 
 SCRIPT = """
 import torch
@@ -331,3 +331,41 @@ def test_what_cannot_be_sent_raises():
 
 def test_protocol_error_is_a_value_error():
     assert issubclass(ProtocolError, ValueError)
+
+
+# --- pack/unpack: the same message as one byte string (the export's child -> parent pipe) ---
+
+def test_pack_round_trip_keeps_everything(result):
+    data, buffers = encode(result, "m7")
+    blob = pack(data, buffers)
+    assert isinstance(blob, bytes) and b"pickle" not in blob[:8]
+    data2, buffers2 = unpack(blob)
+    assert data2 == json.loads(json.dumps(data, allow_nan=False))
+    assert [bytes(b) for b in buffers2] == [bytes(b) for b in buffers]
+    back, reply_to = decode(data2, buffers2)
+    assert reply_to == "m7"
+    deep_equal(back, result)
+
+
+def test_pack_of_no_buffers_and_empty_buffers():
+    for buffers in ([], [b""], [b"", b"ab", bytearray(b"c"), memoryview(b"xyz")]):
+        data, back = unpack(pack({"a": [1, "é", None]}, buffers))
+        assert data == {"a": [1, "é", None]} and back == [bytes(b) for b in buffers]
+
+
+@pytest.mark.parametrize("blob", [
+    b"", b"TSP1", b"XXXX" + bytes(12),
+    pack({"a": 1}, [b"abc"])[:-1],  # ends early
+    pack({"a": 1}, [b"abc"]) + b"!",  # bytes left over
+    b"TSP1" + (3).to_bytes(8, "little") + bytes(4) + b"[1]",  # JSON that is not an object
+    b"TSP1" + (3).to_bytes(8, "little") + bytes(4) + b"\xff\xfe{",  # not UTF-8
+    b"TSP1" + (0).to_bytes(8, "little") + (2**32 - 1).to_bytes(4, "little"),  # buffers missing
+])
+def test_unpack_refuses_malformed_bytes(blob):
+    with pytest.raises(ProtocolError):
+        unpack(blob)
+
+
+def test_pack_refuses_non_finite_json():
+    with pytest.raises(ValueError):
+        pack({"x": float("nan")}, [])
