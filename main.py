@@ -237,7 +237,7 @@ def render(result, out: str) -> bytes:
         from PySide6 import QtCore, QtWidgets
 
         QtCore.qInstallMessageHandler(lambda *_: None)  # one line on stderr, not Qt's warnings
-        from gui.panels.graph import render_graph
+        from gui.graph_scene import render_graph
 
         app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841
         return render_graph(result.graph.without_saved(), out.rsplit(".", 1)[1])

@@ -49,7 +49,7 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 from core.kernel.runner import Runner  # noqa: E402
 from core.layout import layout_graph  # noqa: E402
 from core.protocol import decode, encode  # noqa: E402
-from gui.panels.graph import GraphScene  # noqa: E402
+from gui.graph_scene import GraphScene  # noqa: E402
 
 VIEWPORT = (1600, 1000)
 

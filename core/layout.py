@@ -184,7 +184,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
     ids = [n.id for n in graph.nodes]
     if not ids:
         return Layout({}, 0.0, 0.0)
-    previous = previous if previous and _alike(graph, previous) else {}
+    previous = previous if previous and alike(graph, previous) else {}
     below = below or {}
     node_by_id = {n.id: n for n in graph.nodes}
     succ: dict[str, list[str]] = {n: [] for n in ids}
@@ -275,7 +275,7 @@ def badge_sizes(graph: Graph, trace, metrics: Metrics = DEFAULT_METRICS) -> dict
             for node_id, badge in view.badges.items()}
 
 
-def _alike(graph: Graph, previous: dict[str, tuple[float, float]]) -> bool:
+def alike(graph: Graph, previous: dict[str, tuple[float, float]]) -> bool:
     """Whether a drawing with these kept positions is an earlier version of `graph`."""
     shared = sum(1 for n in graph.nodes if n.key in previous)
     return shared >= SIMILAR * min(len(graph.nodes), len(previous))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.model.backward import BackwardTrace, StepView, step_view
+from core.model.backward import BackwardTrace
 from core.model.graph import Graph
 from core.model.run import RunError, RunResult
 from core.model.tensors import TensorValues
@@ -262,11 +262,6 @@ class BackwardState(QtCore.QObject):
         self.trace_changed.emit()
         self.step_changed.emit(self.index)
 
-    def view(self, graph: Graph | None) -> StepView | None:
-        if self.trace is None or graph is None:
-            return None
-        return step_view(graph, self.trace, self.index)
-
     def current_step(self, node_id: str):
         """The step at which `node_id` ran, up to the step shown."""
         if self.trace is None:
@@ -338,14 +333,34 @@ class BackwardState(QtCore.QObject):
 
 
 class GraphViewState(QtCore.QObject):
-    """How the graph is drawn: saved tensors on or off, which layout engine."""
+    """How the graph is drawn: saved tensors on or off, which layout engine, which
+    modules are open (kept across edits: modules are known by name), and what the
+    panel drew last (the graph with closed modules as boxes)."""
 
     changed = QtCore.Signal()
+    modules_changed = QtCore.Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.show_saved = False
         self.use_dot = False
+        self.opened: set[str] = set()  # modules the user opened
+        self.closed: set[str] = set()  # modules the user closed
+        self.drawn: Graph | None = None
+
+    def open_module(self, name: str) -> None:
+        self.opened.add(name)
+        self.closed.discard(name)
+        self.modules_changed.emit()
+
+    def close_module(self, name: str) -> None:
+        """Close `name` and forget what was opened inside it."""
+        self.opened = {m for m in self.opened if m != name and not m.startswith(name + ".")}
+        self.closed.add(name)
+        self.modules_changed.emit()
+
+    def is_open(self, name: str, default: bool) -> bool:
+        return name in self.opened or (name not in self.closed and default)
 
     def set_show_saved(self, on: bool) -> None:
         if on != self.show_saved:

@@ -9,6 +9,8 @@ order in which the engine finished the nodes, the values are the tensors it pass
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 from typing import Any
 
@@ -16,7 +18,7 @@ import torch
 
 from ..model.backward import BackwardStep, BackwardTrace, GradInfo
 from ..model.tensors import VALUES_LIMIT
-from .tensors import dtype_name, to_numpy
+from .tensors import dtype_name, numel_of, shape_of, stored_values, to_numpy
 from .trace import named_tensors
 
 
@@ -32,15 +34,27 @@ class Recording:
 
 def grad_info(t: torch.Tensor | None, limit: int | None = VALUES_LIMIT) -> GradInfo | None:
     """norm/min/max as torch computes them (inf and nan included); the values
-    themselves up to `limit` elements. Complex grads: min/max of the magnitudes."""
+    themselves up to `limit` elements. Complex grads: min/max of the magnitudes.
+    Sparse grads: over the values they stand for (the zeros they leave out
+    included). Never raises: it runs inside the engine's hooks."""
     if t is None:
         return None
     g = t.detach()
-    shape, dtype, n = list(g.shape), dtype_name(g.dtype), g.numel()
+    shape, dtype, n = shape_of(g), dtype_name(g.dtype), numel_of(g)
+    try:
+        return _grad_summary(g, shape, dtype, n, limit)
+    except Exception:  # a grad kind without these ops: its shape and dtype, no numbers
+        nan = float("nan")
+        return GradInfo(shape, dtype, nan, nan, nan, None)
+
+
+def _grad_summary(g: torch.Tensor, shape: list[int], dtype: str, n: int,
+                  limit: int | None) -> GradInfo:
     if n == 0:
         return GradInfo(shape, dtype, 0.0, 0.0, 0.0, to_numpy(g))
     small = limit is None or n <= limit
-    if small and n <= 64 and not g.is_complex():
+    plain = g.layout == torch.strided and not (g.is_nested or g.is_meta)
+    if small and n <= 64 and plain and not g.is_complex():
         # One copy to Python, statistics from the list: cheaper than three torch ops,
         # which matters for the 3,000 tiny nodes of a long chain.
         values = to_numpy(g)
@@ -48,9 +62,16 @@ def grad_info(t: torch.Tensor | None, limit: int | None = VALUES_LIMIT) -> GradI
         if all(math.isfinite(v) for v in flat):
             return GradInfo(shape, dtype, math.sqrt(sum(v * v for v in flat)), min(flat), max(flat),
                             values)
-    f = g.abs() if g.is_complex() else (g.float() if g.dtype != torch.float64 else g)
-    lo, hi = torch.aminmax(f)
-    return GradInfo(shape, dtype, float(torch.linalg.vector_norm(g)), float(lo), float(hi),
+    stored = stored_values(g)
+    if stored is None:  # meta: no values
+        nan = float("nan")
+        return GradInfo(shape, dtype, nan, nan, nan, None)
+    x, implicit_zeros = stored
+    f = x.abs() if x.is_complex() else (x.float() if x.dtype != torch.float64 else x)
+    lo, hi = (float(v) for v in torch.aminmax(f)) if f.numel() else (0.0, 0.0)
+    if implicit_zeros:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    return GradInfo(shape, dtype, float(torch.linalg.vector_norm(x)), lo, hi,
                     to_numpy(g) if small else None)
 
 
@@ -72,16 +93,21 @@ def hooks_on(rec: Recording, roots: list, limit: int | None):
     trace = rec.trace
     def hook_for(fn):
         def on_done(grad_inputs, grad_outputs):
-            step = BackwardStep(
-                index=len(trace.steps), node=str(id(fn)), name=type(fn).__name__,
-                grad_outputs=[grad_info(g, limit) for g in grad_outputs],
-                grad_inputs=[grad_info(g, limit) for g in grad_inputs])
-            if step.name == "AccumulateGrad":
-                var = fn.variable
-                rec.alive.append(var)
-                step.leaf = str(id(var))
-                step.leaf_grad = grad_info(var.grad, limit)
+            # Whatever happens here must not raise into the engine: the script's own
+            # backward would fail where plain Python runs it.
+            step = BackwardStep(index=len(trace.steps), node=str(id(fn)), name=type(fn).__name__,
+                                grad_outputs=[], grad_inputs=[])
             trace.steps.append(step)
+            try:
+                step.grad_outputs = [grad_info(g, limit) for g in grad_outputs]
+                step.grad_inputs = [grad_info(g, limit) for g in grad_inputs]
+                if step.name == "AccumulateGrad":
+                    var = fn.variable
+                    rec.alive.append(var)
+                    step.leaf = str(id(var))
+                    step.leaf_grad = grad_info(var.grad, limit)
+            except Exception:  # the step stays, in engine order, with what was recorded
+                pass
         return on_done
 
     fns = []
@@ -120,12 +146,16 @@ def record_backward(root: torch.Tensor, root_name: str, gradient: torch.Tensor |
 
 
 _engine_backward = torch.autograd.backward
+_engine_signature = inspect.signature(_engine_backward)
 
 
 class ScriptBackwards:
     """While a script runs, records the first backward() it makes itself, so the
     step controls are ready without pressing Backward (and without tripping over a
-    graph the script's own backward already freed). Later calls are only counted."""
+    graph the script's own backward already freed). Later calls are only counted.
+
+    It stands in for `torch.autograd.backward` under torch's own name and
+    signature: a mistyped keyword reads as torch's error, not as Torchscope's."""
 
     def __init__(self, limit: int | None = VALUES_LIMIT):
         self.limit = limit
@@ -133,22 +163,33 @@ class ScriptBackwards:
         self.root: torch.Tensor | None = None
         self.calls = 0
 
-    def backward(self, tensors, grad_tensors=None, retain_graph=None, create_graph=False,
-                 grad_variables=None, inputs=None):
+        @functools.wraps(_engine_backward)
+        def backward(*args, **kwargs):
+            return self.backward(*args, **kwargs)
+        self.stand_in = backward
+
+    def backward(self, *args, **kwargs):
+        try:
+            bound = _engine_signature.bind(*args, **kwargs)
+        except TypeError:  # let torch say what is wrong with the call, in its own words
+            return _engine_backward(*args, **kwargs)
+        bound.apply_defaults()
+        tensors = bound.arguments["tensors"]
+        roots = [tensors] if isinstance(tensors, torch.Tensor) else (
+            list(tensors) if isinstance(tensors, (list, tuple)) else [])
         self.calls += 1
-        roots = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
-        if self.calls > 1 or len(roots) != 1 or roots[0].grad_fn is None:
-            return _engine_backward(tensors, grad_tensors, retain_graph, create_graph,
-                                    grad_variables, inputs)
+        if (self.calls > 1 or len(roots) != 1 or not isinstance(roots[0], torch.Tensor)
+                or roots[0].grad_fn is None):
+            return _engine_backward(*args, **kwargs)
         self.root = roots[0]
-        self.recording = Recording(BackwardTrace("", "", retain_graph=bool(retain_graph),
-                                                 create_graph=create_graph))
+        self.recording = Recording(BackwardTrace(
+            "", "", retain_graph=bool(bound.arguments["retain_graph"]),
+            create_graph=bool(bound.arguments["create_graph"])))
         with hooks_on(self.recording, roots, self.limit):
-            return _engine_backward(tensors, grad_tensors, retain_graph, create_graph,
-                                    grad_variables, inputs)
+            return _engine_backward(*args, **kwargs)
 
     def __enter__(self):
-        torch.autograd.backward = self.backward  # Tensor.backward calls it by this name
+        torch.autograd.backward = self.stand_in  # Tensor.backward calls it by this name
         return self
 
     def __exit__(self, *exc):

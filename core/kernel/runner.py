@@ -14,9 +14,11 @@ import linecache
 import os
 import random
 import signal
+import sys
 import threading
 import time
 import traceback
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,26 +28,71 @@ from ..model.run import RunError, RunResult
 from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import Recording, ScriptBackwards, grad_info, record_backward, resolve_ids, zero_grads
 from .tensors import storage_groups, tensor_values
+from .torch_state import Leftovers, TorchState
 from .trace import CutTracker, named_tensors, trace_graph
 
 CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
+STREAM_INTERVAL = 0.1  # seconds: on_output is called at most this often ...
+STREAM_BATCH = 4096  # ... unless this many characters are waiting
+STDIN_CLOSED = ("scripts cannot read input: stdin is closed in Torchscope "
+                "(set the value in the script instead)")
+
+OutputCallback = Callable[[str, str], None]
 
 
 class CappedText(io.StringIO):
     """stdout/stderr of a run: keeps the first OUTPUT_LIMIT characters and counts the
-    rest, so `while True: print(1)` cannot eat the kernel's memory before Esc."""
+    rest, so `while True: print(1)` cannot eat the kernel's memory before Esc.
 
-    def __init__(self):
+    With `on_output`, what is kept is also handed on as it is written, in batches:
+    `on_output(name, text)` when a line ends (or the script flushes) and
+    STREAM_INTERVAL seconds have passed since the last call, when STREAM_BATCH
+    characters wait, and once more by `send()` at the end. An error in `on_output`
+    is swallowed: the window's trouble must not stop the script."""
+
+    def __init__(self, name: str = "stdout", on_output: OutputCallback | None = None):
         super().__init__()
         self.dropped = 0
+        self.name = name
+        self.on_output = on_output
+        self.waiting: list[str] = []
+        self.waiting_chars = 0
+        self.last_sent = 0.0  # the first write goes out at once
 
     def write(self, text: str) -> int:
         room = OUTPUT_LIMIT - self.tell()
-        if room > 0:
-            super().write(text[:room])
-        self.dropped += max(0, len(text) - max(room, 0))
+        kept = text[:room] if room > 0 else ""
+        if kept:
+            super().write(kept)
+        self.dropped += len(text) - len(kept)
+        if kept and self.on_output is not None:
+            self.waiting.append(kept)
+            self.waiting_chars += len(kept)
+            if self.waiting_chars >= STREAM_BATCH or (kept.endswith(("\n", "\r")) and self._due()):
+                self.send()
         return len(text)
+
+    def flush(self) -> None:  # print(..., flush=True), sys.stdout.flush()
+        super().flush()
+        if self._due():
+            self.send()
+
+    def _due(self) -> bool:
+        return time.monotonic() - self.last_sent >= STREAM_INTERVAL
+
+    def send(self) -> None:
+        """Hand what was written since the last call to `on_output`."""
+        if not self.waiting or self.on_output is None:
+            return
+        text = "".join(self.waiting)
+        self.waiting.clear()
+        self.waiting_chars = 0
+        self.last_sent = time.monotonic()
+        try:
+            self.on_output(self.name, text)
+        except Exception:  # noqa: BLE001 - a broken callback must not break the run
+            pass
 
     def text(self) -> str:
         more = f"\n… {self.dropped} more characters not shown\n" if self.dropped else ""
@@ -57,11 +104,71 @@ class ScriptTimeout(BaseException):
     `except Exception` in the script does not swallow it)."""
 
 
+def closed_input(*args, **kwargs):
+    """`input` as a script sees it: nobody can type into a run."""
+    raise RuntimeError(STDIN_CLOSED)
+
+
 def fresh_namespace(filename: str) -> dict:
+    """The script's globals, with builtins of its own (its `input` says stdin is
+    closed; the builtins module itself is left alone)."""
     torch.manual_seed(0)
     random.seed(0)
     np.random.seed(0)
-    return {"__name__": "__main__", "__file__": filename, "__builtins__": builtins}
+    script_builtins = dict(vars(builtins), input=closed_input)
+    return {"__name__": "__main__", "__file__": filename, "__builtins__": script_builtins}
+
+
+@contextlib.contextmanager
+def script_streams(out: CappedText, err: CappedText):
+    """stdout and stderr into the run's texts; stdin empty, so reads give ''."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO("")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        sys.stdin = stdin
+
+
+@contextlib.contextmanager
+def working_folder(cwd: str | None):
+    """Run in `cwd` (when given), with it first on sys.path; afterwards the current
+    directory and sys.path are what they were, whatever the script changed."""
+    path = list(sys.path)
+    try:
+        before = os.getcwd()
+    except OSError:  # the kernel's own folder was deleted
+        before = None
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+            sys.path.insert(0, cwd)
+        yield
+    finally:
+        sys.path[:] = path
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.chdir(before)
+
+
+def python_hint(exc: BaseException, described: traceback.TracebackException) -> str:
+    """What Python adds after an exception's message when it prints it, as
+    ". Did you mean: 'training_data'?", or "". The traceback module adds it from
+    3.12 on; in 3.11 only the interpreter's own excepthook does, so that one is
+    asked, into a string."""
+    text = str(exc)
+    if not text:
+        return ""
+    if sys.version_info < (3, 12) and isinstance(exc, (NameError, AttributeError)):
+        excepthook_text = io.StringIO()
+        with contextlib.redirect_stderr(excepthook_text):
+            sys.__excepthook__(type(exc), exc, exc.__traceback__)
+        printed = excepthook_text.getvalue()
+    else:
+        printed = "".join(described.format_exception_only())
+    at = printed.rfind(text)
+    return printed[at + len(text):].split("\n", 1)[0] if at >= 0 else ""
 
 
 def error_from_exception(exc: BaseException, filename: str, phase: str = "run") -> RunError:
@@ -73,7 +180,10 @@ def error_from_exception(exc: BaseException, filename: str, phase: str = "run") 
     for frame in frames:
         if frame.filename == filename:
             line = frame.lineno
-    message = str(exc) or type(exc).__name__
+    described = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+    text, hint = str(exc), python_hint(exc, described)
+    message = (text or type(exc).__name__).strip()
+    message = (message.splitlines()[0] if message else "") + hint
     if isinstance(exc, KeyboardInterrupt):
         message = "interrupted"
     elif isinstance(exc, SystemExit):
@@ -82,10 +192,11 @@ def error_from_exception(exc: BaseException, filename: str, phase: str = "run") 
     # (the runner, the cut-off tracker the script's torch calls pass through).
     first = next((i for i, f in enumerate(frames) if f.filename == filename), 0)
     shown = [f for f in frames[first:] if not f.filename.startswith(CORE_DIR)]
-    tb = ("Traceback (most recent call last):\n" + "".join(traceback.format_list(shown))
-          + "".join(traceback.format_exception_only(type(exc), exc)))
-    return RunError(type(exc).__name__, message.strip().splitlines()[0] if message.strip() else "",
-                    line, phase, tb)
+    last = "".join(described.format_exception_only())
+    if hint and hint not in last:
+        last = last.replace(text, text + hint, 1)
+    tb = "Traceback (most recent call last):\n" + "".join(traceback.format_list(shown)) + last
+    return RunError(type(exc).__name__, message, line, phase, tb)
 
 
 @contextlib.contextmanager
@@ -130,41 +241,57 @@ class Runner:
         self.cuts: CutTracker | None = None
         # What each Backward press left in a named leaf's .grad (None: zeroed).
         self.grad_history: dict[str, list] = {}
+        self.torch_state = TorchState.capture()  # every run starts from it
+        self.leftovers = Leftovers()
 
     def run(self, code: str, filename: str = "<editor>", timeout: float | None = None,
-            backward: str | None = None, values: bool = True) -> RunResult:
+            backward: str | None = None, values: bool = True, *, cwd: str | None = None,
+            on_output: OutputCallback | None = None) -> RunResult:
         """Execute `code` and trace what it built. `backward`: call NAME.backward()
-        afterwards (ones as the gradient when NAME is not a scalar), recorded."""
+        afterwards (ones as the gradient when NAME is not a scalar), recorded.
+        `cwd`: the folder the script runs in (current, and first on sys.path).
+        `on_output(stream, text)`: stdout/stderr as the script writes them, batched
+        (see CappedText); the RunResult has all of it again."""
         self.namespace = {}  # free the previous run's graph before this one builds its own
         self.grad_history.clear()
-        out, err = CappedText(), CappedText()
+        out, err = CappedText("stdout", on_output), CappedText("stderr", on_output)
         result = RunResult(graph=None)
         ns = fresh_namespace(filename)
         cuts = CutTracker()
         script_backwards = ScriptBackwards(self.grad_limit)
-        t0 = time.perf_counter()
         # Tracebacks quote the script's own lines, even for "<editor>".
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        try:
-            compiled = compile(code, filename, "exec")
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-                    time_limit(timeout), cuts, script_backwards:
-                exec(compiled, ns)
-        except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
-            result.error = error_from_exception(exc, filename)
-        t1 = time.perf_counter()
+        self.torch_state.restore()  # whatever an earlier run (or request) left
+        self.leftovers.run_starts()
+        t0 = time.perf_counter()
         root, recording = None, None
-        if result.error is None and backward:
+        try:
             try:
-                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                    root = backward_root(ns, backward)
-                    recording = record_backward(root, backward, None if root.numel() == 1
-                                                else torch.ones_like(root), limit=self.grad_limit)
-                    if recording.trace.error:
-                        raise RuntimeError(recording.trace.error)
-            except Exception as exc:
-                result.error = error_from_exception(exc, filename, phase="backward")
-        result.stdout, result.stderr = out.text(), err.text()
+                compiled = compile(code, filename, "exec")
+                with working_folder(cwd), script_streams(out, err), time_limit(timeout), \
+                        cuts, script_backwards:
+                    exec(compiled, ns)
+            except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
+                result.error = error_from_exception(exc, filename)
+            t1 = time.perf_counter()
+            if result.error is None and backward:
+                try:
+                    with working_folder(cwd), script_streams(out, err):
+                        root = backward_root(ns, backward)
+                        recording = record_backward(
+                            root, backward, None if root.numel() == 1 else torch.ones_like(root),
+                            limit=self.grad_limit)
+                        if recording.trace.error:
+                            raise RuntimeError(recording.trace.error)
+                except Exception as exc:
+                    result.error = error_from_exception(exc, filename, phase="backward")
+        finally:
+            self.torch_state.restore()  # the kernel's later requests see torch as it was
+            out.send()
+            err.send()
+        notes = self.leftovers.notes()
+        result.stdout = out.text()
+        result.stderr = err.text() + "".join(note + "\n" for note in notes)
         result.timings["exec"] = t1 - t0
         if result.error is not None:
             return result
@@ -206,7 +333,7 @@ class Runner:
             if name in ids:
                 try:
                     v = tensor_values(t)
-                except (RuntimeError, NotImplementedError):  # nested and other exotic tensors
+                except Exception:  # a tensor subclass the summaries do not know
                     continue
                 v.shares_storage_with = sharing.get(name, [])
                 out[ids[name]] = v

@@ -20,7 +20,7 @@ import torch
 
 from ..model.graph import Edge, Graph, OpNode, SavedNode, TensorNode
 from ..model.tensors import VALUES_LIMIT
-from .tensors import dtype_name, shape_of, to_numpy
+from .tensors import dtype_name, grad_of, numel_of, shape_of, to_numpy
 
 SAVED_PREFIX = "_saved_"
 
@@ -108,13 +108,10 @@ def _saved_values(fn) -> list[tuple[str, Any]]:
 def grad_values(t: torch.Tensor, limit: int | None) -> tuple[np.ndarray | None, bool]:
     """(the whole .grad as an array, or None when there is none or it has more than
     `limit` elements; whether a grad exists)."""
-    try:
-        g = t.grad if (t.is_leaf or t.retains_grad) else None
-    except RuntimeError:
-        g = None
+    g = grad_of(t)
     if g is None:
         return None, False
-    if limit is not None and g.numel() > limit:
+    if limit is not None and numel_of(g) > limit:
         return None, True
     return to_numpy(g), True
 
@@ -177,7 +174,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
             var = fn.variable
             leaf = tensor_by_obj.get(id(var))
             if leaf is None:
-                leaf = add_tensor(None, var, f"leaf:{list(var.shape)}#{unnamed_leaves}")
+                leaf = add_tensor(None, var, f"leaf:{shape_of(var)}#{unnamed_leaves}")
                 unnamed_leaves += 1
             graph.edges.append(Edge(leaf.id, node.id))
             basis = "acc:" + leaf.key
@@ -217,7 +214,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
                 freed = val is None
                 graph.nodes.append(SavedNode(
                     id=f"s{len(graph.nodes)}", key=f"{op.key}/{attr}", name=attr, op=op.id,
-                    shape=None if freed else list(val.shape),
+                    shape=None if freed else shape_of(val),
                     dtype=None if freed else dtype_name(val.dtype), freed=freed))
                 graph.edges.append(Edge(graph.nodes[-1].id, op.id))
     return graph

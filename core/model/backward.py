@@ -65,10 +65,19 @@ class StepView:
     pending_leaves: set[str] = field(default_factory=set)  # leaves whose .grad is not reached yet
 
 
-def step_view(graph: Graph, trace: BackwardTrace, index: int) -> StepView:
-    """The state of the drawing after `index` steps (-1: before the first)."""
-    view = StepView()
-    steps = trace.steps[: index + 1]
+@dataclass
+class StepInfo:
+    """What one step adds to the drawing: the node run, the edges its gradient came
+    in by, and the badges it sets (each node's badge is set by exactly one step)."""
+    node: str
+    edges: list[tuple[str, str]]
+    badges: dict[str, Badge]
+    leaf: str | None = None  # the leaf whose .grad this step set
+
+
+def step_plan(graph: Graph, trace: BackwardTrace) -> list[StepInfo]:
+    """Every step's additions, in one pass over the graph: stepping then costs only
+    the difference between two steps, however big the graph."""
     into: dict[str, list[str]] = {}
     outputs: dict[str, list[str]] = {}
     kinds = {n.id: n for n in graph.nodes}
@@ -77,25 +86,38 @@ def step_view(graph: Graph, trace: BackwardTrace, index: int) -> StepView:
             into.setdefault(e.dst, []).append(e.src)
         if kinds.get(e.dst) is not None and kinds[e.dst].kind == "tensor":
             outputs.setdefault(e.src, []).append(e.dst)
-    for step in trace.steps[index + 1:]:
-        if step.leaf:
-            view.pending_leaves.add(step.leaf)
-    for step in steps:
+    plan = []
+    for step in trace.steps:
+        info = StepInfo(step.node, [], {}, step.leaf)
+        plan.append(info)
         if not step.node:
             continue
-        edges = [(src, step.node) for src in into.get(step.node, [])]
-        if step is steps[-1] and len(steps) == index + 1:
-            view.current = step.node
-            view.active_edges = edges
-        else:
-            view.done_edges.extend(edges)
+        info.edges = [(src, step.node) for src in into.get(step.node, [])]
         incoming = step.grad_outputs[0] if step.grad_outputs else None
-        view.badges[step.node] = Badge(incoming, "flow")
+        info.badges[step.node] = Badge(incoming, "flow")
         if step.leaf:
-            view.badges[step.leaf] = Badge(step.leaf_grad, "grad")
+            info.badges[step.leaf] = Badge(step.leaf_grad, "grad")
         for t in outputs.get(step.node, []):
             node = kinds[t]
-            if node.is_leaf:
-                continue
-            view.badges[t] = Badge(incoming, "grad") if node.retains_grad else Badge(None, "not_kept")
+            if not node.is_leaf:
+                info.badges[t] = Badge(incoming, "grad") if node.retains_grad else Badge(None, "not_kept")
+    return plan
+
+
+def step_view(graph: Graph, trace: BackwardTrace, index: int) -> StepView:
+    """The state of the drawing after `index` steps (-1: before the first)."""
+    view = StepView()
+    plan = step_plan(graph, trace)
+    for k, info in enumerate(plan):
+        if k > index:
+            if info.leaf:
+                view.pending_leaves.add(info.leaf)
+            continue
+        if not info.node:
+            continue
+        if k == index:
+            view.current, view.active_edges = info.node, info.edges
+        else:
+            view.done_edges.extend(info.edges)
+        view.badges.update(info.badges)
     return view

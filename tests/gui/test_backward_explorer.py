@@ -43,10 +43,10 @@ def badge_texts(win) -> dict[str, str]:
 
 
 def current_node_name(win):
-    view = win.graph.step_view
-    if view is None or view.current is None:
+    overlay = win.graph.overlay
+    if overlay.index < 0:
         return None
-    return win.graph.scene.items_by_id[view.current].lines[0]
+    return win.graph.scene.items_by_id[overlay.plan[overlay.index].node].lines[0]
 
 
 def test_step_forward_and_back_moves_the_highlight(qtbot, window):

@@ -61,20 +61,22 @@ def test_panels_are_built_from_state_alone(qtbot):
 
 
 def test_a_users_own_core_package_is_not_shadowed(qtbot, home, tmp_path):
+    """A script saved next to its own `core` package imports that one."""
     from gui.main_window import MainWindow
-    from gui.session import Session
 
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "__init__.py").write_text("MARK = 'the user\\'s own core'\n")
-    win = MainWindow(session=Session(cwd=str(tmp_path)))
+    script = tmp_path / "script.py"
+    script.write_text("import torch, core\nprint(core.MARK)\nx = torch.ones(1, requires_grad=True)\n"
+                      "y = x * 3\n")
+    win = MainWindow()
     qtbot.addWidget(win)
     with qtbot.waitSignal(win.session.ready, timeout=60_000):
         win.show()
-    win.editor.set_text("import torch, core\nprint(core.MARK)\nx = torch.ones(1, requires_grad=True)\n"
-                        "y = x * 3\n")
+    win.files.ask = lambda *a: "Don't save"
     with qtbot.waitSignal(win.session.run_result, timeout=30_000) as blocker:
-        win.actions.run_now()
-    assert blocker.args[0].error is None
+        win.files.open_file(script)
+    assert blocker.args[0].error is None, blocker.args[0].error
     assert "the user's own core" in win.console.toPlainText()
     assert "MulBackward0" in {i.lines[0] for i in win.graph.scene.items_by_id.values()}
     win.session.shutdown()

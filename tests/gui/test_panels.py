@@ -99,9 +99,9 @@ def test_backward_step_is_drawn_from_the_backward_state(qtbot, states, actions):
     qtbot.addWidget(panel)
     states.run.set_result(RunResult(seed_graph()))
     states.backward.set_trace(seed_trace())
-    assert panel.step_view.current is None
+    assert panel.overlay.index == -1
     states.backward.step_forward()
-    assert panel.step_view.current == "op0"
+    assert panel.overlay.plan[panel.overlay.index].node == "op0"
     states.backward.to_end()
     texts = {item.childItems()[0].text() for item in panel.overlay.items if item.childItems()}
     assert {"∂ [1]", "grad [2]", "grad not kept"} <= texts
