@@ -89,7 +89,8 @@ class ScriptState(QtCore.QObject):
 
 class RunState(QtCore.QObject):
     """What the kernel answered last: the graph on screen with its tensors' values,
-    the run's output, and its error (the graph then is the last good one, stale)."""
+    the run's output, and its error (the graph then is what the script had built
+    when it failed, or the last one when it built nothing; stale either way)."""
 
     graph_changed = QtCore.Signal()
     error_changed = QtCore.Signal()
@@ -113,7 +114,9 @@ class RunState(QtCore.QObject):
         if output:
             self.stdout, self.stderr, self.timings = result.stdout, result.stderr, result.timings
             self.cwd = result.cwd
-        if result.error is None and result.graph is not None:
+        if result.graph is not None and (result.error is None or result.graph.nodes):
+            # With an error: what the script had built when it failed, drawn dimmed
+            # (a syntax error built nothing: the last graph stays).
             self.graph, self.values, self.grad_history = result.graph, result.values, result.grad_history
             self.graph_changed.emit()
         if result.error is not None or self.error is not None:

@@ -29,7 +29,7 @@ from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import Recording, ScriptBackwards, grad_info, record_backward, resolve_ids, zero_grads
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState
-from .trace import CutTracker, named_tensors, trace_graph
+from .trace import CutTracker, OriginTracker, named_tensors, trace_graph
 
 CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
@@ -257,7 +257,8 @@ class Runner:
         out, err = CappedText("stdout", on_output), CappedText("stderr", on_output)
         result = RunResult(graph=None)
         ns = fresh_namespace(filename)
-        cuts = CutTracker()
+        cuts = CutTracker(filename)
+        origins = OriginTracker(filename)
         script_backwards = ScriptBackwards(self.grad_limit)
         # Tracebacks quote the script's own lines, even for "<editor>".
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -269,7 +270,7 @@ class Runner:
             try:
                 compiled = compile(code, filename, "exec")
                 with working_folder(cwd), script_streams(out, err), time_limit(timeout), \
-                        cuts, script_backwards:
+                        cuts, origins, script_backwards:
                     exec(compiled, ns)
             except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
                 result.error = error_from_exception(exc, filename)
@@ -293,9 +294,11 @@ class Runner:
         result.stdout = out.text()
         result.stderr = err.text() + "".join(note + "\n" for note in notes)
         result.timings["exec"] = t1 - t0
-        if result.error is not None:
-            return result
         self.namespace, self.cuts = ns, cuts
+        if result.error is not None:
+            if result.error.phase == "run" and result.error.type != "SyntaxError":
+                self._trace_partial(result, ns)
+            return result
         try:
             if recording is None and script_backwards.recording is not None:
                 root, recording = script_backwards.root, script_backwards.recording
@@ -310,6 +313,13 @@ class Runner:
             result.error = RunError(type(exc).__name__, f"Torchscope could not trace this script: {exc}",
                                     None, "trace", traceback.format_exc())
         return result
+
+    def _trace_partial(self, result: RunResult, ns: dict) -> None:
+        """What the script had built when it failed: drawn dimmed, with the error."""
+        try:
+            self._trace_into(result, ns, None, None)
+        except Exception:  # the error the user needs is the script's own
+            result.graph = None
 
     def _trace_into(self, result: RunResult, ns: dict, recording: Recording | None,
                     root: torch.Tensor | None, values: bool = True) -> None:

@@ -12,6 +12,7 @@ tensor's ``grad_fn`` to the tensor. Inputs are at the top.
 from __future__ import annotations
 
 import hashlib
+import sys
 import weakref
 from typing import Any, Iterable
 
@@ -28,15 +29,27 @@ SAVED_PREFIX = "_saved_"
 class CutTracker(torch.overrides.TorchFunctionMode):
     """Notes tensors cut off from the graph while a script runs: the results of
     `detach()`, and of ops run under `torch.no_grad()` on tensors that require grad.
-    Without it they would look like any tensor made from plain data."""
+    Without it they would look like any tensor made from plain data. Given the
+    script's file name, it also notes the script line of each torch call the script
+    makes itself (not those deep inside a library), for tensors without a grad_fn."""
 
-    def __init__(self):
+    def __init__(self, filename: str | None = None):
         super().__init__()
         self.cut: dict[int, tuple[Any, str]] = {}  # id(tensor) -> (weakref, reason)
+        self.filename = filename
+        self.lines: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weakref, line)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         try:
+            if self.filename is not None and isinstance(out, torch.Tensor):
+                frame = sys._getframe(1)
+                for _ in range(3):  # the script's own call is within a few frames
+                    if frame is None or frame.f_code.co_filename == self.filename:
+                        break
+                    frame = frame.f_back
+                if frame is not None and frame.f_code.co_filename == self.filename:
+                    self.lines[id(out)] = (weakref.ref(out), frame.f_lineno)
             reason = None
             if getattr(func, "__name__", "") in ("detach", "detach_"):
                 reason = "detach()"
@@ -49,11 +62,90 @@ class CutTracker(torch.overrides.TorchFunctionMode):
             pass
         return out
 
+    def line_of(self, t: torch.Tensor) -> int | None:
+        entry = self.lines.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
+
     def reason(self, t: torch.Tensor) -> str | None:
         entry = self.cut.get(id(t))
         if entry is not None and entry[0]() is t and not t.requires_grad:
             return entry[1]
         return None
+
+
+MODULE_KEY = "torchscope_module"  # in an autograd node's metadata: the nn.Module that made it
+LINE_KEY = "torchscope_line"  # and the script line
+
+
+def script_line(filename: str) -> int | None:
+    """The line of the script's innermost frame on the stack, if it is there."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == filename:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+class OriginTracker:
+    """While a script runs, notes on each new autograd node which nn.Module's forward
+    was running (global forward pre/post hooks keep the stack) and which script line
+    made it (torch's node_creation_hook), so the window can go from a node to its
+    line and back. (Tensors without a grad_fn get their line from the CutTracker.)"""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.stack: list[torch.nn.Module] = []
+        self._exit = None
+
+    def __enter__(self):
+        from torch.nn.modules import module as nn_module
+
+        handles = [nn_module.register_module_forward_pre_hook(self._enter_module),
+                   nn_module.register_module_forward_hook(self._leave_module, always_call=True)]
+        creation = torch.autograd.graph.node_creation_hook(self._on_node)
+        creation.__enter__()
+
+        def exit_all(*exc):
+            creation.__exit__(*exc)
+            for h in handles:
+                h.remove()
+        self._exit = exit_all
+        return self
+
+    def __exit__(self, *exc):
+        self._exit(*exc)
+        self.stack.clear()
+        return False
+
+    def _enter_module(self, module, args):
+        self.stack.append(module)
+
+    def _leave_module(self, module, args, output):
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i] is module:
+                del self.stack[i:]
+                break
+
+    def _on_node(self, node) -> None:
+        meta = node.metadata
+        if self.stack:
+            meta[MODULE_KEY] = self.stack[-1]
+        line = script_line(self.filename)
+        if line is not None:
+            meta[LINE_KEY] = line
+
+
+
+def module_names(namespace: dict) -> dict[int, tuple[str, str]]:
+    """id(module) -> (qualified name as the script names it, class name), for every
+    module reachable from a top-level name (`model`, `model.layer1.0.conv1`)."""
+    names: dict[int, tuple[str, str]] = {}
+    for var, value in namespace.items():
+        if isinstance(value, torch.nn.Module) and not var.startswith("__"):
+            for path, m in value.named_modules():
+                names.setdefault(id(m), (f"{var}.{path}" if path else var, type(m).__name__))
+    return names
 
 
 def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
@@ -124,7 +216,8 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
     `saved` adds a node for each saved tensor of each op. `index`, if given, is
     filled with id(fn or tensor) -> node id (valid while those objects live).
     """
-    graph = Graph()
+    modules = module_names(namespace)
+    graph = Graph(modules={name: kind for name, kind in modules.values()})
     tensor_by_obj: dict[int, TensorNode] = {}
     keep_alive: list[Any] = []  # holds fns and tensors so their id() stays unique
 
@@ -136,7 +229,9 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
             dtype=dtype_name(t.dtype), device=str(t.device), requires_grad=t.requires_grad,
             is_leaf=t.is_leaf, grad_fn=type(fn).__name__ if fn is not None else None,
             retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
-            grad=grad, has_grad=has_grad, cut=cuts.reason(t) if cuts is not None else None)
+            grad=grad, has_grad=has_grad, cut=cuts.reason(t) if cuts is not None else None,
+            line=_meta(fn, LINE_KEY) if fn is not None else
+            (cuts.line_of(t) if cuts is not None else None))
         tensor_by_obj[id(t)] = node
         keep_alive.append(t)
         graph.nodes.append(node)
@@ -158,7 +253,10 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
         fn = stack.pop()
         if id(fn) in op_of:
             continue
-        op_of[id(fn)] = OpNode(id=f"op{len(op_fns)}", key="", name=type(fn).__name__)
+        module = _meta(fn, MODULE_KEY)
+        op_of[id(fn)] = OpNode(id=f"op{len(op_fns)}", key="", name=type(fn).__name__,
+                               module=modules[id(module)][0] if id(module) in modules else None,
+                               line=_meta(fn, LINE_KEY))
         op_fns.append(fn)
         nexts = [nf for nf, _ in fn.next_functions if nf is not None]
         children[id(fn)] = nexts
@@ -238,3 +336,11 @@ def _inputs_first(fns: list[Any], children: dict[int, list[Any]]) -> Iterable[An
                 continue
             stack.append((fn, True))
             stack.extend((c, False) for c in children[id(fn)] if id(c) not in done)
+
+
+def _meta(fn, key: str):
+    """What the OriginTracker noted on an autograd node (None where it noted nothing)."""
+    try:
+        return fn.metadata.get(key)
+    except (AttributeError, RuntimeError):
+        return None

@@ -32,6 +32,7 @@ class TensorNode:
     aliases: list[str] = field(default_factory=list)  # other names bound to the same tensor
     cut: str | None = None  # "detach()" or "no_grad": made from a tensor that requires grad, without history
     kind: str = "tensor"
+    line: int | None = None  # the script line that made it (None: not made by the script's own lines)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class OpNode:
     name: str  # type(fn).__name__: "MulBackward0", "AccumulateGrad", "CubeFnBackward"
     kind: str = "op"
     module: str | None = None  # the innermost nn.Module whose forward made it ("model.layer1.0.conv1")
+    line: int | None = None  # the script line that made it
 
 
 @dataclass

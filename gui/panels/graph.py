@@ -223,7 +223,9 @@ class GraphPanel(QtWidgets.QWidget):
     def _on_error(self) -> None:
         """Dim the drawing while the code has an error (this is the last good graph)."""
         err = self.run.error
-        self.view.stale_text = "" if err is None else f"{run_error_text(err)}\n(showing the last good graph)"
+        self.view.stale_text = "" if err is None else run_error_text(err) + (
+            "\n(the graph as it stood when the script stopped)" if err.phase == "run" and err.type != "SyntaxError"
+            else "\n(showing the last good graph)")
         self.view.viewport().update()
 
     def _on_view_options(self) -> None:

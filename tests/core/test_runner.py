@@ -426,4 +426,32 @@ def test_a_run_frees_the_previous_namespace_and_history(runner):
     runner.run("z = 1\n")
     assert "x" not in runner.namespace and runner.grad_history == {}
     failed = runner.run("raise ValueError('no')\n")
-    assert failed.error is not None and runner.namespace == {}  # nothing half-made is kept
+    assert failed.error is not None
+    assert "x" not in runner.namespace  # the earlier run's tensors are gone; the failed run's own
+    # namespace is kept, so the partial graph it drew can still be inspected
+
+
+def test_an_error_keeps_the_graph_built_up_to_the_failing_line(runner):
+    result = runner.run("import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\n"
+                        "z = y @ torch.ones(3)\nw = z + 1\n")
+    assert result.error is not None and result.error.line == 4
+    assert {n.name for n in result.graph.by_kind("tensor")} == {"x", "y"}
+    assert [n.name for n in result.graph.by_kind("op") if n.name != "AccumulateGrad"] == ["MulBackward0"]
+    assert runner.run("x = (\n").graph is None  # a syntax error built nothing
+
+
+def test_ops_know_their_module_and_line(runner):
+    import torch
+
+    code = ("import torch\nfrom torch import nn\n"
+            "model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 1)))\n"
+            "x = torch.randn(2, 3)\nout = model(x)\nloss = out.sum()\n")
+    result = runner.run(code, filename="m.py")
+    ops = {o.name: o for o in result.graph.by_kind("op") if o.name != "AccumulateGrad"}
+    assert ops["ReluBackward0"].module == "model.1"
+    assert {o.module for o in result.graph.by_kind("op") if o.name == "AddmmBackward0"} == {"model.0", "model.2.0"}
+    assert ops["SumBackward0"].module is None and ops["SumBackward0"].line == 6
+    assert ops["ReluBackward0"].line == 5
+    assert result.graph.modules["model.2"] == "Sequential"
+    tensors = {n.name: n for n in result.graph.by_kind("tensor")}
+    assert tensors["x"].line == 4 and tensors["loss"].line == 6

@@ -83,7 +83,7 @@ def test_nodes_stay_put_when_a_line_is_added(qtbot, window):
     assert moved <= 20, moved
 
 
-def test_error_marks_its_line_and_keeps_the_last_graph(qtbot, window):
+def test_error_marks_its_line_and_draws_what_was_built(qtbot, window):
     win = window
     wait_for_graph_with(qtbot, win, "MulBackward0")
     good = labels(win)
@@ -91,9 +91,12 @@ def test_error_marks_its_line_and_keeps_the_last_graph(qtbot, window):
                                     "y = x * 2\nz = y @ torch.ones(3)\n")
     assert snap.error is not None and snap.error.line == 4
     assert win.editor.error_line() == 4
-    assert labels(win) == good  # the last good graph is still drawn…
-    assert win.graph.view.stale_text  # …dimmed, with the error written on it
+    # what the script had built when it failed is drawn, dimmed, with the error on it
+    assert labels(win) == {"x", "y", "MulBackward0", "AccumulateGrad"} and labels(win) != good
+    assert win.graph.view.stale_text.startswith("Line 4: RuntimeError")
     assert "RuntimeError" in win.console.toPlainText()
+    type_and_wait(qtbot, win, "import torch\nx = torch.ones(2, requires_grad=True)\nx = (\n")
+    assert labels(win) == {"x", "y", "MulBackward0", "AccumulateGrad"}  # a syntax error keeps it
     snap = type_and_wait(qtbot, win, "import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\n")
     assert snap.error is None
     assert win.editor.error_line() is None and not win.graph.view.stale_text
