@@ -139,6 +139,7 @@ class Actions(QtCore.QObject):
             node = graph.node(node_id)
         except KeyError:
             return
+        s.selection.set_line(getattr(node, "line", None))
         values = s.run.values.get(node_id)
         if values is not None and values.stats is None and node.name:
             self.session.request_values(node_id, node.name)

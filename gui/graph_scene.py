@@ -41,6 +41,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.hide_grad = False  # stepping a backward: this leaf's .grad is not reached yet
+        self.linked = False  # made by the script line the editor's cursor is on
 
     def hoverEnterEvent(self, event) -> None:
         if not self.toolTip():  # built on first hover: 30,000 nodes need not pay for it
@@ -65,6 +66,8 @@ class NodeItem(QtWidgets.QGraphicsItem):
             pen.setStyle(QtCore.Qt.DashLine)
         if node.kind == "module":
             pen.setWidthF(2 * self.border_width)
+        if self.linked:
+            pen = QtGui.QPen(QtGui.QColor(theme.LINKED), 3.5, QtCore.Qt.DashLine)
         if self.isSelected():
             pen = QtGui.QPen(QtGui.QColor(theme.SELECTED), 3.5)
         painter.setPen(pen)

@@ -166,16 +166,28 @@ class KernelState(QtCore.QObject):
 
 
 class SelectionState(QtCore.QObject):
+    """The node selected in the graph, and the script line linked to it: the line
+    that made the selected node, or the line the editor's cursor is on (the graph
+    outlines the nodes that line made)."""
+
     changed = QtCore.Signal(str)  # node id, "" for none
+    line_changed = QtCore.Signal(int)  # 1-based line, 0 for none
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.node_id = ""
+        self.line = 0
 
     def set(self, node_id: str) -> None:
         if node_id != self.node_id:
             self.node_id = node_id
             self.changed.emit(node_id)
+
+    def set_line(self, line: int | None) -> None:
+        line = line or 0
+        if line != self.line:
+            self.line = line
+            self.line_changed.emit(line)
 
     def as_dict(self) -> dict:
         return {"node_id": self.node_id}

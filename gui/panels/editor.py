@@ -33,6 +33,7 @@ INDENT = "    "
 ZOOM_STEPS = {"zoom_in": 1, "zoom_out": -1, "zoom_reset": 0}
 
 CURRENT_LINE_COLOR = QtGui.QColor(theme.EDITOR_CURRENT_LINE)
+LINKED_LINE_COLOR = QtGui.QColor(theme.LINKED_LINE)
 ERROR_COLOR = QtGui.QColor(theme.EDITOR_ERROR)
 GUTTER_BACKGROUND = QtGui.QColor(theme.GUTTER_BACKGROUND)
 GUTTER_TEXT = QtGui.QColor(theme.GUTTER_TEXT)
@@ -186,6 +187,7 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
             self.setDocument(document)
         self._error_line: int | None = None
         self._error_message = ""
+        self._linked_line: int | None = None
         self.line_number_area = LineNumberArea(self)
 
         font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
@@ -245,8 +247,26 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
     def error_line(self) -> int | None:
         return self._error_line
 
+    def set_linked_line(self, line: int | None) -> None:
+        """Tint 1-based `line` (the line that made the node selected in the graph) and
+        scroll it into view, without moving the cursor."""
+        self._linked_line = line
+        self._update_extra_selections()
+        if line:
+            first = self.firstVisibleBlock().blockNumber()
+            visible = max(1, int(self.viewport().height() / max(1, self.fontMetrics().lineSpacing())))
+            if not first <= line - 1 < first + visible - 1:
+                self.verticalScrollBar().setValue(max(0, line - 1 - visible // 3))
+
     def _update_extra_selections(self) -> None:
         selections = []
+        linked = self.document().findBlockByNumber(self._linked_line - 1) if self._linked_line else None
+        if linked is not None and linked.isValid():
+            mark = QtWidgets.QTextEdit.ExtraSelection()
+            mark.format.setBackground(LINKED_LINE_COLOR)
+            mark.format.setProperty(QtGui.QTextFormat.Property.FullWidthSelection, True)
+            mark.cursor = QtGui.QTextCursor(linked)
+            selections.append(mark)
 
         current = QtWidgets.QTextEdit.ExtraSelection()
         current.format.setBackground(CURRENT_LINE_COLOR)
@@ -548,6 +568,9 @@ class EditorPanel(QtWidgets.QWidget):
 
         self.script.edited.connect(self.text_edited)
         self.script.error_changed.connect(self._on_error)
+        self.selection = states.selection
+        self.selection.line_changed.connect(self._on_linked_line)
+        self.editor.cursorPositionChanged.connect(self._on_cursor)
         self.theme.changed.connect(self._on_theme)
         self.editor.run_requested.connect(self.run_requested)
         self.editor.interrupt_requested.connect(self.interrupt_requested)
@@ -578,6 +601,16 @@ class EditorPanel(QtWidgets.QWidget):
             self.editor.clear_error()
         else:
             self.editor.set_error(self.script.error_line, self.script.error_message)
+
+    def _on_linked_line(self, line: int) -> None:
+        if line != self.editor.textCursor().blockNumber() + 1:  # not the user's own line
+            self.editor.set_linked_line(line or None)
+        else:
+            self.editor.set_linked_line(None)
+
+    def _on_cursor(self) -> None:
+        """The user put the cursor on a line: the graph shows what that line made."""
+        self.selection.set_line(self.editor.textCursor().blockNumber() + 1)
 
     def _on_theme(self) -> None:
         self.editor.set_font_size(self.theme.points(DEFAULT_POINT_SIZE))

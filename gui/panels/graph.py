@@ -189,6 +189,7 @@ class GraphPanel(QtWidgets.QWidget):
         self.backward.step_changed.connect(self._on_step)
         self.backward.trace_changed.connect(lambda: self.run.graph is not None and self._relayout())
         self.selection.changed.connect(self._on_selection_state)
+        self.selection.line_changed.connect(self._on_line)
         self.theme.changed.connect(self._on_theme)
         self.saved_box.setChecked(self.view_state.show_saved)
         if self.run.graph is not None:
@@ -265,6 +266,14 @@ class GraphPanel(QtWidgets.QWidget):
             self.scene.blockSignals(False)
             self.view.centerOn(item)
 
+    def _on_line(self, line: int) -> None:
+        """Outline the nodes the script's line `line` made."""
+        for item in self.scene.items_by_id.values():
+            linked = bool(line) and getattr(item.node, "line", None) == line
+            if item.linked != linked:
+                item.linked = linked
+                item.update()
+
     def use_dot(self) -> bool:
         return self.view_state.use_dot and dot_available()
 
@@ -334,6 +343,7 @@ class GraphPanel(QtWidgets.QWidget):
                           + (f" · {counts['saved']} saved" if self.view_state.show_saved else "")
                           + (f" · {modules} closed modules" if modules else ""))
         self._show_crumbs()
+        self._on_line(self.selection.line)
         if self._fit_after_layout or not self.user_zoomed:
             self.fit()
         self._fit_after_layout = False

@@ -204,3 +204,28 @@ def test_a_big_graph_is_laid_out_off_the_gui_thread(qtbot, states, actions):
     assert labels(panel) == {"x", "y", "MulBackward0", "AccumulateGrad"}
     qtbot.waitUntil(lambda: len(panel.scene.items_by_id) > 4, timeout=60_000)
     assert len(panel.scene.items_by_id) == 3001
+
+
+def test_line_and_node_point_at_each_other(qtbot, home):
+    """Clicking a node tints the line that made it; the cursor on a line outlines the
+    nodes that line made."""
+    from gui.main_window import MainWindow
+
+    win = MainWindow(start_kernel=False)
+    qtbot.addWidget(win)
+    win.show()
+    win.editor.set_text("import torch\nx = torch.ones(1, requires_grad=True)\ny = x * 2\n")
+    graph = seed_graph()
+    graph.nodes[0].line, graph.nodes[1].line, graph.nodes[2].line = 2, 3, 3
+    win.states.run.set_result(RunResult(graph))
+    win.states.selection.set("t0")
+    assert win.states.selection.line == 2
+    assert win.editor.editor._linked_line == 2
+    assert any(sel.cursor.blockNumber() == 1 for sel in win.editor.editor.extraSelections())
+    editor = win.editor.editor
+    editor.setFocus()
+    cursor = editor.textCursor()
+    cursor.setPosition(editor.document().findBlockByNumber(2).position())
+    editor.setTextCursor(cursor)
+    linked = {i.node.id for i in win.graph.scene.items_by_id.values() if i.linked}
+    assert linked == {"t1", "op0"}
