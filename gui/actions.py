@@ -70,7 +70,7 @@ class Actions(QtCore.QObject):
         err = result.error
         if err is None:
             s.script.set_error(None)
-            s.backward.set_roots(result.graph)
+            s.backward.set_roots(result.graph, result.backward)
             # The script's own backward() was recorded: ready to step, no button needed.
             s.backward.set_trace(result.backward, at_end=True)
             self._on_selected(s.selection.node_id)

@@ -224,6 +224,7 @@ class BackwardState(QtCore.QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.roots: list[str] = []  # named tensors with a grad_fn
+        self.picked = ""  # the root the user chose; "" while the script's natural root is used
         self.shapes: dict[str, list[int]] = {}
         self.options = BackwardOptions()
         self.trace: BackwardTrace | None = None
@@ -234,22 +235,32 @@ class BackwardState(QtCore.QObject):
         self.timer.timeout.connect(self._tick)
 
     # roots
-    def set_roots(self, graph: Graph) -> None:
-        """Every named tensor made by an op; keep the current choice if it remains,
-        else the last one (usually the loss)."""
+    def set_roots(self, graph: Graph, trace: BackwardTrace | None = None) -> None:
+        """Every named tensor made by an op. The root is the user's pick while it
+        remains, else the script's natural root: the tensor its own backward() ran on,
+        or the last scalar with a grad_fn, or the last tensor with one."""
         tensors = graph.by_kind("tensor")
-        self.roots = [n.name for n in tensors if n.name and n.grad_fn is not None]
+        made = [n for n in tensors if n.name and n.grad_fn is not None]
+        self.roots = [n.name for n in made]
         self.shapes = {n.name: n.shape for n in tensors if n.name}
-        if self.options.root not in self.roots:
-            self.options.root = self.roots[-1] if self.roots else ""
+        if self.picked not in self.roots:
+            self.picked = ""
+            own = next((n.name for n in made if trace is not None and n.id == trace.root), None)
+            scalars = [n.name for n in made if all(s == 1 for s in n.shape)]
+            self.options.root = own or (scalars[-1] if scalars else self.roots[-1] if self.roots else "")
+        else:
+            self.options.root = self.picked
         self.roots_changed.emit()
         self.explain_root()
 
     def choose_root(self, name: str) -> None:
-        if name in self.roots and name != self.options.root:
-            self.options.root = name
-            self.roots_changed.emit()
-            self.explain_root()
+        """The user picked `name` (in the box, or by clicking it in the graph)."""
+        if name in self.roots:
+            self.picked = name
+            if name != self.options.root:
+                self.options.root = name
+                self.roots_changed.emit()
+                self.explain_root()
 
     def root_is_scalar(self) -> bool:
         shape = self.shapes.get(self.options.root)

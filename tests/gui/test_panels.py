@@ -229,3 +229,22 @@ def test_line_and_node_point_at_each_other(qtbot, home):
     editor.setTextCursor(cursor)
     linked = {i.node.id for i in win.graph.scene.items_by_id.values() if i.linked}
     assert linked == {"t1", "op0"}
+
+
+def test_the_root_follows_the_script_until_the_user_picks_one(states):
+    def graph(*names_shapes):
+        return Graph([TensorNode(f"t{i}", f"t:{n}", n, list(shape), "float32", "cpu", True, False,
+                                 "MulBackward0", False) for i, (n, shape) in enumerate(names_shapes)])
+    b = states.backward
+    b.set_roots(graph(("y", (3,))))
+    assert b.options.root == "y"
+    b.set_roots(graph(("y", (3,)), ("z", (3,)), ("out", ())))
+    assert b.options.root == "out"  # the last scalar, not the first tensor it saw
+    g = graph(("y", (3,)), ("loss", ()), ("extra", ()))
+    b.set_roots(g, BackwardTrace("t1", "loss"))
+    assert b.options.root == "loss"  # the tensor the script's own backward() ran on
+    b.choose_root("y")
+    b.set_roots(graph(("y", (3,)), ("out", ()), ("more", ())))
+    assert b.options.root == "y"  # the user's pick stays while it exists
+    b.set_roots(graph(("q", ())))
+    assert b.options.root == "q"
