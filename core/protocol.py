@@ -44,6 +44,7 @@ class RunRequest:
     code: str
     filename: str = "<editor>"
     cwd: str | None = None  # the folder the script runs in (first on sys.path too)
+    upto: int | None = None  # run only the first `upto` top-level statements
 
 
 @dataclass

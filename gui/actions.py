@@ -6,6 +6,8 @@ the only module that knows both the Session and the states.
 """
 from __future__ import annotations
 
+import ast
+
 from PySide6 import QtCore
 
 from core.hooks import add_hook
@@ -41,8 +43,32 @@ class Actions(QtCore.QObject):
     # --- running -----------------------------------------------------------------
     def run_now(self) -> None:
         self.debounce.stop()
-        script = self.states.script
-        self.session.run(script.text(), cwd=script.folder() or None, filename=script.path or "<editor>")
+        script, forward = self.states.script, self.states.forward
+        self.session.run(script.text(), cwd=script.folder() or None, filename=script.path or "<editor>",
+                         upto=forward.index if forward.active else None)
+
+    # --- the forward pass, statement by statement ------------------------------------
+    def step_through(self, on: bool) -> None:
+        """Start (or leave) running the script one top-level statement at a time."""
+        forward = self.states.forward
+        if not on:
+            forward.stop()
+            self.run_now()
+            return
+        try:
+            tree = ast.parse(self.states.script.text())
+        except SyntaxError as exc:
+            self.states.kernel.event.emit(f"Fix the syntax error on line {exc.lineno} first.")
+            forward.stop()
+            return
+        forward.start([(st.lineno, st.end_lineno or st.lineno) for st in tree.body])
+        self.run_now()
+
+    def statement(self, delta: int | None = None, to: int | None = None) -> None:
+        """→ / ←: one statement more or less (re-run up to it); Home / End: first, all."""
+        forward = self.states.forward
+        if forward.go(to if to is not None else forward.index + (delta or 0)):
+            self.run_now()
 
     def interrupt(self) -> None:
         self.session.interrupt()
@@ -54,6 +80,7 @@ class Actions(QtCore.QObject):
         self.states.settings.set_live(on)
 
     def _on_edited(self) -> None:
+        self.states.forward.stop()  # the statements changed: back to whole runs
         if self.states.settings.live:
             self.debounce.start()
 

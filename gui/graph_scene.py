@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.labels import badge_text, node_lines, node_tooltip
-from core.layout import DEFAULT_METRICS, Box, Layout, Metrics, layout_graph
+from core.layout import DEFAULT_METRICS, Box, Layout, Metrics
 from core.model.backward import StepInfo
 from core.model.graph import Graph
 from core.style import style_of
@@ -313,37 +313,60 @@ class StepOverlay:
         self.current_badge = current
 
 
-def render_graph(graph: Graph, fmt: str, scale: float = 2.0) -> bytes:
-    """`graph` as the bytes of an "svg" or "png" file, drawn by the panel's own
-    GraphScene in memory (the caller writes the file). Raises OSError when Qt cannot
-    encode it."""
-    from PySide6 import QtSvg
+def add_badges(scene: GraphScene, badges: dict) -> list[QtWidgets.QGraphicsItem]:
+    """Each badge (node id -> `Badge`) drawn in the room `scene.layout.below` kept for
+    it, as the StepOverlay draws it at the end of a replay: the exported PNG's badges."""
+    font = QtGui.QFont(scene.font)
+    font.setBold(True)
+    font.setPixelSize(max(9, scene.font.pixelSize() - 1))
+    items = []
+    for node_id, badge in badges.items():
+        room = scene.layout.below.get(node_id)
+        if room is None:
+            continue
+        back = scene.addRect(QtCore.QRectF(room.x - room.w / 2, room.y - room.h / 2, room.w, room.h),
+                             QtGui.QPen(QtGui.QColor(theme.STEP_DONE), 1.5),
+                             QtGui.QBrush(QtGui.QColor(theme.BADGE_FILL)))
+        back.setZValue(2)
+        label = QtWidgets.QGraphicsSimpleTextItem(badge_text(badge), back)
+        label.setFont(font)
+        label.setBrush(QtGui.QColor(theme.BADGE_TEXT_QUIET if badge.kind == "not_kept" else theme.BADGE_TEXT))
+        r = label.boundingRect()
+        label.setPos(room.x - r.width() / 2, room.y - r.height() / 2)
+        items.append(back)
+    return items
+
+
+def render_graph(graph: Graph, fmt: str, scale: float = 2.0, trace=None, collapse: int | None = None) -> bytes:
+    """`graph` as the bytes of an "svg" or "png" file (the caller writes the file), laid
+    out as the panel lays it out (`core.export.drawing`): modules `collapse` deep and
+    deeper closed, and the badges of `trace` at the end of its replay. SVG is written
+    directly by `core.svg`; PNG is painted by the panel's own GraphScene in memory.
+    Raises OSError when Qt cannot encode it."""
+    from core.export import drawing
+    from core.svg import to_svg
 
     if fmt not in ("svg", "png"):
         raise ValueError(f"cannot draw a graph as {fmt!r}")
+    d = drawing(graph, trace, collapse)
+    if fmt == "svg":
+        return to_svg(d.graph, d.layout, d.badges).encode("utf-8")
     scene = GraphScene()
-    scene.draw(graph, layout_graph(graph, metrics=scene.metrics))
+    scene.draw(d.graph, d.layout)
+    add_badges(scene, d.badges)
     rect = scene.sceneRect()
     buffer = QtCore.QBuffer()
     buffer.open(QtCore.QIODevice.WriteOnly)
-    if fmt == "svg":
-        gen = QtSvg.QSvgGenerator()
-        gen.setOutputDevice(buffer)
-        gen.setSize(rect.size().toSize())
-        gen.setViewBox(QtCore.QRectF(0, 0, rect.width(), rect.height()))
-        gen.setTitle("Torchscope autograd graph")
-        painter = QtGui.QPainter(gen)
-    else:
-        # QImage sides stop at 32,767 px: a 3,000-node chain is drawn smaller, not refused.
-        scale = min(scale, 30_000 / max(rect.width(), rect.height(), 1.0))
-        image = QtGui.QImage((rect.size() * scale).toSize(), QtGui.QImage.Format_ARGB32)
-        image.fill(QtGui.QColor("white"))
-        painter = QtGui.QPainter(image)
-        painter.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
+    # QImage sides stop at 32,767 px: a 3,000-node chain is drawn smaller, not refused.
+    scale = min(scale, 30_000 / max(rect.width(), rect.height(), 1.0))
+    image = QtGui.QImage((rect.size() * scale).toSize(), QtGui.QImage.Format_ARGB32)
+    image.fill(QtGui.QColor("white"))
+    painter = QtGui.QPainter(image)
+    painter.setRenderHints(QtGui.QPainter.Antialiasing | QtGui.QPainter.TextAntialiasing)
     if not painter.isActive():
         raise OSError(f"Qt could not start drawing the {fmt.upper()}")
     scene.render(painter, QtCore.QRectF(), rect)
     painter.end()
-    if fmt == "png" and not image.save(buffer, "PNG"):
+    if not image.save(buffer, "PNG"):
         raise OSError("Qt could not encode the PNG")
     return bytes(buffer.data())

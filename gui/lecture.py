@@ -23,24 +23,32 @@ class StepKeys(QtCore.QObject):
     anywhere in the window, except while typing in a text field (the editor, the
     search box, the gradient box) or in an open menu or list."""
 
-    def __init__(self, states: States, window: QtWidgets.QWidget):
+    def __init__(self, states: States, actions, window: QtWidgets.QWidget):
         super().__init__(window)
         b = states.backward
-        self.backward = b
+        self.backward, self.forward = b, states.forward
         self.window = window
         self.keys = {QtCore.Qt.Key_Right: b.step_forward, QtCore.Qt.Key_PageDown: b.step_forward,
                      QtCore.Qt.Key_Left: b.step_back, QtCore.Qt.Key_PageUp: b.step_back,
                      QtCore.Qt.Key_Home: b.to_start, QtCore.Qt.Key_End: b.to_end,
                      QtCore.Qt.Key_Space: b.toggle_play}
+        # stepping through statements: the same keys move through the script
+        self.statement_keys = {
+            QtCore.Qt.Key_Right: lambda: actions.statement(1), QtCore.Qt.Key_PageDown: lambda: actions.statement(1),
+            QtCore.Qt.Key_Left: lambda: actions.statement(-1), QtCore.Qt.Key_PageUp: lambda: actions.statement(-1),
+            QtCore.Qt.Key_Home: lambda: actions.statement(to=1),
+            QtCore.Qt.Key_End: lambda: actions.statement(to=len(self.forward.statements))}
         QtWidgets.QApplication.instance().installEventFilter(self)
 
     def eventFilter(self, obj, event) -> bool:
         if event.type() != QtCore.QEvent.ShortcutOverride and event.type() != QtCore.QEvent.KeyPress:
             return False
-        slot = self.keys.get(event.key())
-        if slot is None or event.modifiers() & ~QtCore.Qt.KeypadModifier or self.backward.trace is None:
+        keys = self.statement_keys if self.forward.active else self.keys
+        slot = keys.get(event.key())
+        if (slot is None or event.modifiers() & ~QtCore.Qt.KeypadModifier
+                or (self.backward.trace is None and not self.forward.active)):
             return False
-        focus = QtWidgets.QApplication.focusWidget()
+        focus = QtWidgets.QApplication.focusWidget() or (obj if isinstance(obj, QtWidgets.QWidget) else None)
         typing = isinstance(focus, TEXT_INPUTS) and not getattr(focus, "isReadOnly", lambda: False)()
         if (focus is None or focus.window() is not self.window or typing
                 or QtWidgets.QApplication.activePopupWidget() is not None):
@@ -55,13 +63,13 @@ class StepKeys(QtCore.QObject):
 class LectureMode(QtCore.QObject):
     """The View menu's zoom and presentation actions."""
 
-    def __init__(self, states: States, window: QtWidgets.QMainWindow, menu: QtWidgets.QMenu,
+    def __init__(self, states: States, actions, window: QtWidgets.QMainWindow, menu: QtWidgets.QMenu,
                  docks: dict[str, QtWidgets.QDockWidget]):
         super().__init__(window)
         self.theme = states.theme
         self.window, self.docks = window, docks
         self.before: dict | None = None  # what presentation mode changed, to put back
-        self.step_keys = StepKeys(states, window)
+        self.step_keys = StepKeys(states, actions, window)
         for text, key, steps in [("Zoom &In", "Ctrl+=", 1), ("Zoom &Out", "Ctrl+-", -1),
                                  ("&Reset Zoom", "Ctrl+0", 0)]:
             act = QtGui.QAction(text, window)

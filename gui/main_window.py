@@ -20,8 +20,8 @@ from gui.panels.editor import EditorPanel
 from gui.panels.graph import GraphPanel
 from gui.panels.inspector import InspectorPanel
 from gui.session import Session
-from gui import theme
 from gui.state import States
+from gui.status_bar import StatusBar
 
 
 @dataclass(frozen=True)
@@ -71,31 +71,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.addDockWidget(AREAS[spec.area], dock)
                 self.docks[spec.title] = dock
         self.setCentralWidget(centre)
-        self.status_label = QtWidgets.QLabel()
-        self.timing_label = QtWidgets.QLabel()
-        self.warning_label = QtWidgets.QLabel(wordWrap=True)
-        self.warning_label.setStyleSheet(f"color: {theme.ERROR}; font-weight: bold;")
-        self.warning_label.hide()
-        self.restart_button = QtWidgets.QPushButton("Restart kernel")
-        self.restart_button.clicked.connect(self.actions.restart_kernel)
-        self.restart_button.hide()
-        self.statusBar().addWidget(self.status_label, 1)
-        self.statusBar().addWidget(self.warning_label, 3)
-        self.statusBar().addPermanentWidget(self.restart_button)
-        self.statusBar().addPermanentWidget(self.timing_label)
+        self.setStatusBar(StatusBar(self.states, self.actions, self.files, self))
+        bar = self.statusBar()
+        self.status_label, self.warning_label, self.restart_button = (
+            bar.status_label, bar.warning_label, bar.restart_button)
 
         self._build_menus()
         s = self.states
-        s.kernel.status_changed.connect(lambda text: self.status_label.setText(f"Kernel: {text}"))
-        s.kernel.event.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        s.run.output_changed.connect(self._show_timings)
         s.script.file_changed.connect(self._update_title)
         s.settings.changed.connect(self._on_settings)
         self.files.loaded.connect(self.actions.run_now)
         self.files.message.connect(s.kernel.event)
-        self.files.warning.connect(self._on_warning)
         self.files.recoverable_changed.connect(self._on_recoverable)
-        s.kernel.frozen_changed.connect(self.restart_button.setVisible)
 
         self._restore()
         if start_kernel:
@@ -134,6 +121,11 @@ class MainWindow(QtWidgets.QMainWindow):
                                           tip="Stop a running script (Esc in the editor)")
         self.live_act = self._action(run_menu, "&Live mode", actions.set_live, checkable=True,
                                      tip="Run the script 300 ms after you stop typing")
+        self.step_act = self._action(run_menu, "&Step Through Statements", actions.step_through, "F10",
+                                     checkable=True, tip="Run the script one statement at a time "
+                                     "(→ next, ← back); the graph grows as it goes")
+        self.step_act.setShortcutContext(QtCore.Qt.ApplicationShortcut)
+        s.forward.changed.connect(lambda: self.step_act.setChecked(s.forward.active))
         run_menu.addSeparator()
         self.restart_act = self._action(run_menu, "Restart &kernel", actions.restart_kernel,
                                         tip="Start a fresh Python kernel")
@@ -148,7 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
         find = self._action(view_menu, "Find &node…", self.graph.focus_search, "Ctrl+Shift+F")
         find.setShortcutContext(QtCore.Qt.ApplicationShortcut)  # from the editor too
         view_menu.addSeparator()
-        self.lecture = LectureMode(self.states, self, view_menu, self.docks)
+        self.lecture = LectureMode(self.states, actions, self, view_menu, self.docks)
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -162,14 +154,9 @@ class MainWindow(QtWidgets.QMainWindow):
         tools = self.addToolBar("Run")
         tools.setObjectName("RunToolbar")
         tools.setToolButtonStyle(QtCore.Qt.ToolButtonTextOnly)
-        for act in (self.run_act, self.interrupt_act, self.live_act, self.restart_act, self.saved_act):
+        for act in (self.run_act, self.interrupt_act, self.live_act, self.step_act, self.restart_act,
+                    self.saved_act):
             tools.addAction(act)
-
-    def _on_warning(self, text: str) -> None:
-        self.warning_label.setText(text)
-        self.warning_label.setVisible(bool(text))
-        if text:
-            self.states.kernel.event.emit(text)
 
     def _on_recoverable(self) -> None:
         self.recover_menu.clear()
@@ -195,11 +182,6 @@ class MainWindow(QtWidgets.QMainWindow):
         script = self.states.script
         name = Path(script.path).name if script.path else "untitled"
         self.setWindowTitle(f"{name}{' *' if script.dirty else ''} — Torchscope")
-
-    def _show_timings(self) -> None:
-        t = self.states.run.timings
-        self.timing_label.setText(f"run {t.get('exec', 0) * 1000:.0f} ms · "
-                                  f"trace {t.get('trace', 0) * 1000:.0f} ms")
 
     # --- settings ----------------------------------------------------------------------
     def _restore(self) -> None:

@@ -200,11 +200,12 @@ class Session(QtCore.QObject):
         return self.hello.pid if self.hello else None
 
     # --- requests ------------------------------------------------------------------
-    def run(self, code: str, cwd: str | None = None, filename: str | None = None) -> int:
-        """Run `code` (in folder `cwd`) as soon as the kernel is free; a request under
-        way is interrupted."""
+    def run(self, code: str, cwd: str | None = None, filename: str | None = None,
+            upto: int | None = None) -> int:
+        """Run `code` (in folder `cwd`; only its first `upto` statements, if given) as
+        soon as the kernel is free; a request under way is interrupted."""
         self.run_id += 1
-        self.next_run = RunRequest(code, filename or self.filename, cwd)
+        self.next_run = RunRequest(code, filename or self.filename, cwd, upto)
         self.queue.clear()  # Backward and values were for the old text
         if self.current is not None and not self.current.answered:
             self.interrupt()

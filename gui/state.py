@@ -358,6 +358,40 @@ class BackwardState(QtCore.QObject):
         self.roots_changed.emit()
 
 
+class ForwardState(QtCore.QObject):
+    """The forward pass, statement by statement: the script runs up to its k-th
+    top-level statement, and the graph grows as k does (the seed's dynamic graph)."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.active = False
+        self.statements: list[tuple[int, int]] = []  # (first line, last line) of each
+        self.index = 0  # statements run (1..len)
+
+    def start(self, statements: list[tuple[int, int]]) -> None:
+        self.active, self.statements, self.index = True, statements, min(1, len(statements))
+        self.changed.emit()
+
+    def stop(self) -> None:
+        if self.active:
+            self.active, self.statements, self.index = False, [], 0
+            self.changed.emit()
+
+    def go(self, index: int) -> bool:
+        """Move to statement `index` (clamped); whether it moved."""
+        index = max(1, min(index, len(self.statements)))
+        if not self.active or index == self.index:
+            return False
+        self.index = index
+        self.changed.emit()
+        return True
+
+    def lines(self) -> tuple[int, int] | None:
+        return self.statements[self.index - 1] if self.active and self.index else None
+
+
 class GraphViewState(QtCore.QObject):
     """How the graph is drawn: saved tensors on or off, which layout engine, which
     modules are open (kept across edits: modules are known by name), and what the
@@ -443,6 +477,7 @@ class States:
     selection: SelectionState = field(default_factory=SelectionState)
     backward: BackwardState = field(default_factory=BackwardState)
     view: GraphViewState = field(default_factory=GraphViewState)
+    forward: ForwardState = field(default_factory=ForwardState)
     settings: SettingsState = field(default_factory=SettingsState)
     theme: Theme = field(default_factory=Theme)
 

@@ -34,6 +34,7 @@ KEY_TEXT = "#555555"
 # The editor
 EDITOR_CURRENT_LINE = "#eef3fb"
 LINKED_LINE = "#d7f2ee"  # the line that made the node selected in the graph
+STEP_LINE = "#ffe0b2"  # the statement the forward pass has just run
 LINKED = "#00897b"  # the graph's outline of the nodes the editor's line made
 EDITOR_ERROR = "#d32f2f"
 GUTTER_BACKGROUND = "#f3f3f3"

@@ -7,6 +7,7 @@ app can ask for a tensor's full statistics, or run backward() on it.
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import io
@@ -231,6 +232,16 @@ def backward_root(namespace: dict, name: str) -> torch.Tensor:
     return t
 
 
+def first_statements(code: str, filename: str, upto: int | None):
+    """The script, or (`upto`) only its first `upto` top-level statements, as the AST
+    that `compile` takes; the statements keep their own line numbers."""
+    if upto is None:
+        return code
+    tree = ast.parse(code, filename)
+    tree.body = tree.body[:max(0, upto)]
+    return tree
+
+
 class Runner:
     """Runs scripts one after the other, each in a fresh namespace with fixed seeds,
     and answers questions about the last one (its tensors, a backward on them)."""
@@ -246,12 +257,13 @@ class Runner:
 
     def run(self, code: str, filename: str = "<editor>", timeout: float | None = None,
             backward: str | None = None, values: bool = True, *, cwd: str | None = None,
-            on_output: OutputCallback | None = None) -> RunResult:
+            on_output: OutputCallback | None = None, upto: int | None = None) -> RunResult:
         """Execute `code` and trace what it built. `backward`: call NAME.backward()
         afterwards (ones as the gradient when NAME is not a scalar), recorded.
         `cwd`: the folder the script runs in (current, and first on sys.path).
         `on_output(stream, text)`: stdout/stderr as the script writes them, batched
-        (see CappedText); the RunResult has all of it again."""
+        (see CappedText); the RunResult has all of it again. `upto`: run only the
+        first `upto` top-level statements (the forward pass, statement by statement)."""
         self.namespace = {}  # free the previous run's graph before this one builds its own
         self.grad_history.clear()
         out, err = CappedText("stdout", on_output), CappedText("stderr", on_output)
@@ -259,7 +271,7 @@ class Runner:
         ns = fresh_namespace(filename)
         cuts = CutTracker(filename)
         origins = OriginTracker(filename)
-        script_backwards = ScriptBackwards(self.grad_limit)
+        script_backwards = ScriptBackwards(self.grad_limit, filename)
         # Tracebacks quote the script's own lines, even for "<editor>".
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         self.torch_state.restore()  # whatever an earlier run (or request) left
@@ -268,7 +280,7 @@ class Runner:
         root, recording = None, None
         try:
             try:
-                compiled = compile(code, filename, "exec")
+                compiled = compile(first_statements(code, filename, upto), filename, "exec")
                 with working_folder(cwd), script_streams(out, err), time_limit(timeout), \
                         cuts, origins, script_backwards:
                     exec(compiled, ns)
@@ -301,11 +313,8 @@ class Runner:
             return result
         try:
             if recording is None and script_backwards.recording is not None:
-                root, recording = script_backwards.root, script_backwards.recording
-                recording.trace.root_name = next((n for n, t in named_tensors(ns) if t is root),
-                                                 "the script's root")
-                if script_backwards.calls > 1:
-                    recording.trace.root_name += f" (first of {script_backwards.calls} backward calls)"
+                root, recording = script_backwards.last()  # the latest call: its graph is drawn
+            result.backward_calls = script_backwards.traces(ns, recording)  # named, resolved with it
             self._trace_into(result, ns, recording, root, values)
             result.timings["trace"] = time.perf_counter() - t1 - result.timings.get("values", 0.0)
         except Exception as exc:  # a tensor kind the tracer does not know: say so, keep going

@@ -37,7 +37,7 @@ class Endpoint:
     def run(self, request: RunRequest):
         """Run the script, pushing what it prints as it prints it."""
         msg_id = self.msg_id
-        result = self.runner.run(request.code, request.filename, cwd=request.cwd,
+        result = self.runner.run(request.code, request.filename, cwd=request.cwd, upto=request.upto,
                                  on_output=lambda stream, text: self.send(OutputChunk(stream, text), msg_id))
         result.cwd = request.cwd or os.getcwd()
         return result

@@ -34,6 +34,7 @@ ZOOM_STEPS = {"zoom_in": 1, "zoom_out": -1, "zoom_reset": 0}
 
 CURRENT_LINE_COLOR = QtGui.QColor(theme.EDITOR_CURRENT_LINE)
 LINKED_LINE_COLOR = QtGui.QColor(theme.LINKED_LINE)
+STEP_LINE_COLOR = QtGui.QColor(theme.STEP_LINE)
 ERROR_COLOR = QtGui.QColor(theme.EDITOR_ERROR)
 GUTTER_BACKGROUND = QtGui.QColor(theme.GUTTER_BACKGROUND)
 GUTTER_TEXT = QtGui.QColor(theme.GUTTER_TEXT)
@@ -188,6 +189,7 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
         self._error_line: int | None = None
         self._error_message = ""
         self._linked_line: int | None = None
+        self._step_lines: tuple[int, int] | None = None
         self.line_number_area = LineNumberArea(self)
 
         font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
@@ -247,6 +249,16 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
     def error_line(self) -> int | None:
         return self._error_line
 
+    def set_step_lines(self, lines: tuple[int, int] | None) -> None:
+        """Mark the statement the forward pass has just run (1-based, inclusive)."""
+        self._step_lines = lines
+        self._update_extra_selections()
+        if lines:
+            self.set_linked_line(None)
+            first = self.firstVisibleBlock().blockNumber()
+            if not first <= lines[0] - 1 <= first + 5:
+                self.verticalScrollBar().setValue(max(0, lines[0] - 4))
+
     def set_linked_line(self, line: int | None) -> None:
         """Tint 1-based `line` (the line that made the node selected in the graph) and
         scroll it into view, without moving the cursor."""
@@ -260,6 +272,18 @@ class CodeEditor(QtWidgets.QPlainTextEdit):
 
     def _update_extra_selections(self) -> None:
         selections = []
+        if self._step_lines:
+            start = self.document().findBlockByNumber(self._step_lines[0] - 1)
+            end = self.document().findBlockByNumber(self._step_lines[1] - 1)
+            if start.isValid():
+                mark = QtWidgets.QTextEdit.ExtraSelection()
+                mark.format.setBackground(STEP_LINE_COLOR)
+                mark.format.setProperty(QtGui.QTextFormat.Property.FullWidthSelection, True)
+                mark.cursor = QtGui.QTextCursor(start)
+                last = end if end.isValid() else start
+                mark.cursor.setPosition(last.position() + last.length() - 1,
+                                        QtGui.QTextCursor.MoveMode.KeepAnchor)
+                selections.append(mark)
         linked = self.document().findBlockByNumber(self._linked_line - 1) if self._linked_line else None
         if linked is not None and linked.isValid():
             mark = QtWidgets.QTextEdit.ExtraSelection()
@@ -570,6 +594,8 @@ class EditorPanel(QtWidgets.QWidget):
         self.script.error_changed.connect(self._on_error)
         self.selection = states.selection
         self.selection.line_changed.connect(self._on_linked_line)
+        self.forward = states.forward
+        self.forward.changed.connect(lambda: self.editor.set_step_lines(self.forward.lines()))
         self.editor.cursorPositionChanged.connect(self._on_cursor)
         self.theme.changed.connect(self._on_theme)
         self.editor.run_requested.connect(self.run_requested)

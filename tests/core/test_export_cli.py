@@ -236,7 +236,7 @@ def test_render_failure_is_a_write_failure(tmp_path, monkeypatch, capsys):
     result = Runner(grad_limit=None).run(BACKWARD_SCRIPT, filename=str(script), values=False)
     monkeypatch.setattr(cli, "run_child", lambda *args: result)
 
-    def no_render(result, out):
+    def no_render(result, out, *options, **named):
         raise OSError("Qt could not encode the PNG")
 
     monkeypatch.setattr(cli, "render", no_render)

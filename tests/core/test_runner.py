@@ -390,12 +390,18 @@ def test_the_scripts_own_backward_is_recorded_and_torch_is_restored(runner):
                         "w = torch.tensor([1.], requires_grad=True)\ny = (w + x) * (w + 1)\ny.backward()\n"
                         "z = (x * 3).sum()\nz.backward()\n")
     assert torch.autograd.backward is original
-    trace = result.backward
-    assert trace.root_name == "y (first of 2 backward calls)"
-    assert [s.name for s in trace.steps][0] == "MulBackward0"
+    # every call is recorded; the latest one is replayed (see test_backward_calls.py)
+    first, trace = result.backward_calls
+    assert trace is result.backward
+    assert trace.root_name == "z (call 2 of 2)" and (trace.call, trace.calls, trace.line) == (2, 2, 7)
+    assert first.root_name == "y (call 1 of 2)" and (first.call, first.calls, first.line) == (1, 2, 5)
+    assert [s.name for s in first.steps][0] == "MulBackward0"
+    assert [s.name for s in trace.steps][0] == "SumBackward0"
     ops = {n.id: n.name for n in result.graph.by_kind("op")}
-    assert all(ops[s.node] == s.name for s in trace.steps)
+    assert all(ops[s.node] == s.name for s in first.steps + trace.steps)
     assert runner.namespace["x"].grad.tolist() == [5.0]  # 2 from y, 3 from z
+    (acc,) = [s for s in trace.steps if s.leaf]
+    assert acc.leaf_grad.values.tolist() == [5.0]
 
 
 def test_a_failing_backward_in_the_script_still_raises_at_its_line(runner):
@@ -455,3 +461,15 @@ def test_ops_know_their_module_and_line(runner):
     assert result.graph.modules["model.2"] == "Sequential"
     tensors = {n.name: n for n in result.graph.by_kind("tensor")}
     assert tensors["x"].line == 4 and tensors["loss"].line == 6
+
+
+def test_upto_runs_the_first_statements_only(runner):
+    code = ("import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\nif True:\n"
+            "    z = y.exp()\nw = z.sum()\n")
+    names = []
+    for k in range(1, 6):
+        result = runner.run(code, upto=k)
+        assert result.error is None
+        names.append({n.name for n in result.graph.by_kind("tensor")})
+    assert names == [set(), {"x"}, {"x", "y"}, {"x", "y", "z"}, {"x", "y", "z", "w"}]
+    assert runner.run("x = 1\ny = (\n", upto=1).error.type == "SyntaxError"  # the whole file must parse

@@ -111,3 +111,31 @@ def test_complex_and_sparse_tensors_are_drawn(qtbot, window):
         "s = torch.sparse_coo_tensor(i, v, (2, 2))\ny = s.to_dense().sum()\ny.backward()\n"))
     assert result.error is None, result.error
     assert {"z", "loss", "v", "y"} <= labels(window) and not window.graph.view.stale_text
+
+
+def test_the_forward_pass_statement_by_statement(qtbot, window):
+    """F10 runs the first statement; → grows the graph one statement at a time, ← goes
+    back; the statement just run is marked in the editor; an edit ends the mode."""
+    win = window
+    code = "import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\nz = y.exp()\n"
+    load(qtbot, win, code)
+    win.graph.view.setFocus()  # the step keys act wherever the focus is, but in text
+
+    def step(key):
+        with qtbot.waitSignal(win.session.run_result, timeout=30_000):
+            qtbot.keyClick(win.graph.view, key)
+    step(QtCore.Qt.Key_F10)
+    assert win.states.forward.active and win.step_act.isChecked()
+    assert labels(win) == set() or "x" not in labels(win)
+    step(QtCore.Qt.Key_Right)
+    assert "x" in labels(win) and "y" not in labels(win)
+    assert win.editor.editor._step_lines == (2, 2)
+    step(QtCore.Qt.Key_Right)
+    assert {"x", "y", "MulBackward0"} <= labels(win)
+    step(QtCore.Qt.Key_Left)
+    assert "y" not in labels(win) and win.states.forward.index == 2
+    step(QtCore.Qt.Key_End)
+    assert "z" in labels(win) and win.editor.editor._step_lines == (4, 4)
+    win.editor.editor.setFocus()
+    qtbot.keyClicks(win.editor.editor, "#")
+    assert not win.states.forward.active and win.editor.editor._step_lines is None
