@@ -30,7 +30,7 @@ from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import Recording, ScriptBackwards, grad_info, record_backward, resolve_ids, zero_grads
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState
-from .trace import CutTracker, OriginTracker, named_tensors, trace_graph
+from .trace import CutTracker, OriginTracker, bindings_of, named_tensors, trace_graph
 
 CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
@@ -250,6 +250,7 @@ class Runner:
         self.grad_limit = grad_limit  # grad elements copied into graph nodes (None: all)
         self.namespace: dict = {}
         self.cuts: CutTracker | None = None
+        self.bindings: dict[int, str] = {}  # line -> name it binds (for `x@3`)
         # What each Backward press left in a named leaf's .grad (None: zeroed).
         self.grad_history: dict[str, list] = {}
         self.torch_state = TorchState.capture()  # every run starts from it
@@ -306,7 +307,7 @@ class Runner:
         result.stdout = out.text()
         result.stderr = err.text() + "".join(note + "\n" for note in notes)
         result.timings["exec"] = t1 - t0
-        self.namespace, self.cuts = ns, cuts
+        self.namespace, self.cuts, self.bindings = ns, cuts, bindings_of(code)
         if result.error is not None:
             if result.error.phase == "run" and result.error.type != "SyntaxError":
                 self._trace_partial(result, ns)
@@ -333,7 +334,8 @@ class Runner:
     def _trace_into(self, result: RunResult, ns: dict, recording: Recording | None,
                     root: torch.Tensor | None, values: bool = True) -> None:
         index: dict[int, str] = {}
-        result.graph = trace_graph(ns, grad_limit=self.grad_limit, index=index, cuts=self.cuts)
+        result.graph = trace_graph(ns, grad_limit=self.grad_limit, index=index, cuts=self.cuts,
+                                   bindings=self.bindings)
         if recording is not None:
             result.backward = resolve_ids(recording, index, root) if root is not None else recording.trace
         if values:

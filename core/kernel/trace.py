@@ -11,6 +11,7 @@ tensor's ``grad_fn`` to the tensor. Inputs are at the top.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import sys
 import weakref
@@ -137,6 +138,28 @@ class OriginTracker:
 
 
 
+def bindings_of(code: str) -> dict[int, str]:
+    """line -> the name bound there by `x = some_call(...)`, for names the script binds
+    again later: the tensor that call made is still called by its name, as `x@3`.
+    (Only a call's result is the bound value itself: `x = torch.ones(2) * 2` binds
+    the product, not the ones.)"""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return {}
+    found, times = {}, {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    times[target.id] = times.get(target.id, 0) + 1
+            if (len(targets) == 1 and isinstance(targets[0], ast.Name)
+                    and isinstance(node.value, ast.Call)):
+                found[node.lineno] = targets[0].id
+    return {line: name for line, name in found.items() if times[name] > 1}
+
+
 def module_names(namespace: dict) -> dict[int, tuple[str, str]]:
     """id(module) -> (qualified name as the script names it, class name), for every
     module reachable from a top-level name (`model`, `model.layer1.0.conv1`)."""
@@ -209,7 +232,8 @@ def grad_values(t: torch.Tensor, limit: int | None) -> tuple[np.ndarray | None, 
 
 
 def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: bool = True,
-                index: dict[int, str] | None = None, cuts: CutTracker | None = None) -> Graph:
+                index: dict[int, str] | None = None, cuts: CutTracker | None = None,
+                bindings: dict[int, str] | None = None) -> Graph:
     """Walk the autograd graph of every named tensor in `namespace`.
 
     `grad_limit` caps how many grad elements are copied into a node (None: all).
@@ -272,8 +296,13 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
             var = fn.variable
             leaf = tensor_by_obj.get(id(var))
             if leaf is None:
-                leaf = add_tensor(None, var, f"leaf:{shape_of(var)}#{unnamed_leaves}")
-                unnamed_leaves += 1
+                line = cuts.line_of(var) if cuts is not None else None
+                if line in (bindings or {}):  # a name bound again since: `x@3`
+                    name = f"{bindings[line]}@{line}"
+                    leaf = add_tensor(name, var, "t:" + name)
+                else:
+                    leaf = add_tensor(None, var, f"leaf:{shape_of(var)}#{unnamed_leaves}")
+                    unnamed_leaves += 1
             graph.edges.append(Edge(leaf.id, node.id))
             basis = "acc:" + leaf.key
         else:

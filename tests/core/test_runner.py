@@ -473,3 +473,12 @@ def test_upto_runs_the_first_statements_only(runner):
         names.append({n.name for n in result.graph.by_kind("tensor")})
     assert names == [set(), {"x"}, {"x", "y"}, {"x", "y", "z"}, {"x", "y", "z", "w"}]
     assert runner.run("x = 1\ny = (\n", upto=1).error.type == "SyntaxError"  # the whole file must parse
+
+
+def test_a_name_bound_again_keeps_its_first_tensor_as_name_at_line(runner):
+    result = runner.run("import torch\nx = torch.ones(2, requires_grad=True)\nx = x * 2\ny = x.sum()\n",
+                        filename="v.py")
+    names = {n.name for n in result.graph.by_kind("tensor")}
+    assert names == {"x@2", "x", "y"}
+    first = next(n for n in result.graph.by_kind("tensor") if n.name == "x@2")
+    assert first.is_leaf and first.line == 2
