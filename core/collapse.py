@@ -1,10 +1,11 @@
 """Graph + which modules are open -> a smaller Graph: every closed module one box.
 
-A node belongs to a module by where it was made: an op by its `module` tag (the
-innermost nn.Module whose forward created it), a parameter by its name
+A node belongs to the module calls it was made in: an op by its `scope` (the
+nn.Module forward calls running when it was created), a parameter by its name
 (`model.layer1.0.conv1.weight` lives in `model.layer1.0.conv1`), an AccumulateGrad by
 its leaf, a saved tensor by its op. It is drawn inside the outermost of its modules
-that is closed. Edges between boxes are the edges between what they hold. Pure: the
+that is closed; a module called twice (a ReLU used twice in a block) is two boxes,
+so folding never makes a cycle. Edges between boxes are the edges between what they hold. Pure: the
 window keeps the set of open modules across edits, the export takes a depth.
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Callable
 
 from .model.graph import Edge, Graph, ModuleNode
 
-READABLE = 400  # nodes: a bigger graph opens collapsed to a depth that stays under this
+FOLD_ABOVE = 2000  # nodes: a bigger graph opens folded, to the deepest level that stays
+READABLE = 120  # under this many boxes
 
 
 def ancestors(module: str) -> list[str]:
@@ -22,16 +24,19 @@ def ancestors(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def home_modules(graph: Graph) -> dict[str, str]:
-    """node id -> the innermost module it belongs to (nodes outside any are left out)."""
-    home: dict[str, str] = {}
+def scopes(graph: Graph) -> dict[str, list[str]]:
+    """node id -> the module calls it was made in ("name#call", outermost first); nodes
+    made outside any module are left out."""
+    home: dict[str, list[str]] = {}
     for n in graph.nodes:
-        if n.kind == "op" and n.module:
-            home[n.id] = n.module
+        if n.kind == "op" and n.scope:
+            home[n.id] = n.scope
+        elif n.kind == "op" and n.module:  # a graph from before scopes: one call each
+            home[n.id] = [f"{m}#0" for m in ancestors(n.module)]
         elif n.kind == "tensor" and n.name and n.is_leaf:
             owner = n.name.rpartition(".")[0]
             if owner in graph.modules:
-                home[n.id] = owner
+                home[n.id] = [f"{m}#0" for m in ancestors(owner)]
     by_id = {n.id: n for n in graph.nodes}
     for e in graph.edges:  # AccumulateGrad goes with its leaf, saved tensors with their op
         dst = by_id.get(e.dst)
@@ -43,16 +48,21 @@ def home_modules(graph: Graph) -> dict[str, str]:
     return home
 
 
+def _split(entry: str) -> tuple[str, int]:
+    name, _, call = entry.rpartition("#")
+    return name, int(call or 0)
+
+
 def collapse(graph: Graph, is_open: Callable[[str], bool]) -> Graph:
-    """The graph with every closed module (and all it holds) as one ModuleNode."""
+    """The graph with every closed module (and all it holds) as one ModuleNode per call."""
     group = drawn_as(graph, is_open)  # node id -> the id it is drawn as
     boxes: dict[str, ModuleNode] = {}
     for n in graph.nodes:
         box_id = group[n.id]
         if box_id != n.id:
-            name = box_id[2:]
-            box = boxes.setdefault(box_id, ModuleNode(box_id, f"mod:{name}", name,
-                                                      graph.modules.get(name, "Module"), 0))
+            name, call = _split(box_id[2:])
+            box = boxes.setdefault(box_id, ModuleNode(box_id, f"mod:{box_id[2:]}", name,
+                                                      graph.modules.get(name, "Module"), 0, call=call))
             box.ops += n.kind == "op"
     nodes, placed = [], set()
     for n in graph.nodes:
@@ -89,12 +99,11 @@ def readable_depth(graph: Graph, limit: int = READABLE) -> int | None:
 
 
 def drawn_as(graph: Graph, is_open: Callable[[str], bool]) -> dict[str, str]:
-    """node id of the full graph -> the id it is drawn as (itself, or its module's box):
-    so a backward step inside a closed module lights the box, and search finds it."""
-    home = home_modules(graph)
+    """node id of the full graph -> the id it is drawn as (itself, or its module call's
+    box): so a backward step inside a closed module lights the box, and search finds it."""
+    home = scopes(graph)
     out = {}
     for n in graph.nodes:
-        module = home.get(n.id)
-        closed = next((m for m in ancestors(module) if not is_open(m)), None) if module else None
+        closed = next((e for e in home.get(n.id, ()) if not is_open(_split(e)[0])), None)
         out[n.id] = n.id if closed is None else f"m:{closed}"
     return out

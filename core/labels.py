@@ -47,7 +47,8 @@ def node_lines(node) -> list[str]:
     if node.kind == "op":
         return [node.name]
     if node.kind == "module":
-        return [node.name, node.type, f"{node.ops} op{'s' if node.ops != 1 else ''} ▸"]
+        return [node.name + (f" (call {node.call + 1})" if node.call else ""), node.type,
+                f"{node.ops} op{'s' if node.ops != 1 else ''} ▸"]
     if node.kind == "saved":
         return [f"saved {node.name}", "freed" if node.freed else format_shape(node.shape)]
     title = node.name if node.name else "(unnamed leaf)"

@@ -406,7 +406,14 @@ class GraphViewState(QtCore.QObject):
         self.use_dot = False
         self.opened: set[str] = set()  # modules the user opened
         self.closed: set[str] = set()  # modules the user closed
+        self.fold: int | None = None  # fold modules this deep; None: only big graphs, readably; 0: open all
         self.drawn: Graph | None = None
+
+    def set_fold(self, depth: int | None) -> None:
+        """Fold every module `depth` deep (0: none; None: automatic), forgetting the
+        modules opened or closed one by one."""
+        self.fold, self.opened, self.closed = depth, set(), set()
+        self.modules_changed.emit()
 
     def open_module(self, name: str) -> None:
         self.opened.add(name)
@@ -433,11 +440,13 @@ class GraphViewState(QtCore.QObject):
             self.changed.emit()
 
     def as_dict(self) -> dict:
-        return {"show_saved": self.show_saved, "use_dot": self.use_dot}
+        return {"show_saved": self.show_saved, "use_dot": self.use_dot, "fold": self.fold}
 
     def from_dict(self, d: dict) -> None:
         self.set_show_saved(bool(d.get("show_saved", False)))
         self.set_use_dot(bool(d.get("use_dot", False)))
+        fold = d.get("fold")
+        self.fold = fold if isinstance(fold, int) and 0 <= fold <= 12 else None
 
 
 class SettingsState(QtCore.QObject):

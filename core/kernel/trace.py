@@ -74,7 +74,7 @@ class CutTracker(torch.overrides.TorchFunctionMode):
         return None
 
 
-MODULE_KEY = "torchscope_module"  # in an autograd node's metadata: the nn.Module that made it
+MODULE_KEY = "torchscope_module"  # in an autograd node's metadata: the module calls that made it
 LINE_KEY = "torchscope_line"  # and the script line
 
 
@@ -96,7 +96,9 @@ class OriginTracker:
 
     def __init__(self, filename: str):
         self.filename = filename
-        self.stack: list[torch.nn.Module] = []
+        self.stack: list[tuple[torch.nn.Module, int]] = []
+        self.scope: tuple = ()
+        self.calls: dict[int, int] = {}  # id(module) -> forward calls so far
         self._exit = None
 
     def __enter__(self):
@@ -120,18 +122,22 @@ class OriginTracker:
         return False
 
     def _enter_module(self, module, args):
-        self.stack.append(module)
+        call = self.calls.get(id(module), 0)
+        self.calls[id(module)] = call + 1
+        self.stack.append((module, call))
+        self.scope = tuple(self.stack)
 
     def _leave_module(self, module, args, output):
         for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i] is module:
+            if self.stack[i][0] is module:
                 del self.stack[i:]
                 break
+        self.scope = tuple(self.stack)
 
     def _on_node(self, node) -> None:
         meta = node.metadata
-        if self.stack:
-            meta[MODULE_KEY] = self.stack[-1]
+        if self.scope:  # (module, its call number), outermost first: a module called
+            meta[MODULE_KEY] = self.scope  # twice (a ReLU reused in a block) is two boxes
         line = script_line(self.filename)
         if line is not None:
             meta[LINE_KEY] = line
@@ -277,10 +283,11 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
         fn = stack.pop()
         if id(fn) in op_of:
             continue
-        module = _meta(fn, MODULE_KEY)
+        scope = [f"{modules[id(m)][0]}#{call}" for m, call in _meta(fn, MODULE_KEY) or ()
+                 if id(m) in modules]
         op_of[id(fn)] = OpNode(id=f"op{len(op_fns)}", key="", name=type(fn).__name__,
-                               module=modules[id(module)][0] if id(module) in modules else None,
-                               line=_meta(fn, LINE_KEY))
+                               module=scope[-1].rpartition("#")[0] if scope else None,
+                               line=_meta(fn, LINE_KEY), scope=scope)
         op_fns.append(fn)
         nexts = [nf for nf, _ in fn.next_functions if nf is not None]
         children[id(fn)] = nexts

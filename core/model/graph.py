@@ -43,6 +43,8 @@ class OpNode:
     kind: str = "op"
     module: str | None = None  # the innermost nn.Module whose forward made it ("model.layer1.0.conv1")
     line: int | None = None  # the script line that made it
+    scope: list[str] = field(default_factory=list)  # the module calls it was made in, outermost
+    # first, as "name#call" ("model.layer1.0.relu#2": that ReLU's third call)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ModuleNode:
     type: str  # its class: "BasicBlock"
     ops: int  # autograd nodes inside
     kind: str = "module"
+    call: int = 0  # which forward call of that module (a ReLU used twice in a block is two boxes)
 
 
 Node = TensorNode | OpNode | SavedNode | ModuleNode
@@ -121,6 +124,8 @@ def graph_to_dict(graph: Graph) -> dict:
             d["grad"] = None if n.grad is None else json_safe(n.grad)
             if not d["aliases"]:
                 d.pop("aliases")
+        elif n.kind == "op":
+            d.pop("scope")  # how the window folds modules; "module" says where it was made
         nodes.append(d)
     return {"format": "torchscope.graph/1", "nodes": nodes,
             "edges": [{"from": e.src, "to": e.dst} for e in graph.edges]}

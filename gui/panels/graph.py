@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.collapse import collapse, drawn_as, readable_depth
+from core.collapse import FOLD_ABOVE, collapse, drawn_as, readable_depth
 from core.hooks import HOOKS
 from core.labels import node_lines, run_error_text
 from core.layout import Layout, alike, badge_sizes, dot_available, layout_graph, layout_with_dot, \
@@ -159,6 +159,11 @@ class GraphPanel(QtWidgets.QWidget):
             b = QtWidgets.QToolButton(text=text, toolTip=tip)
             b.clicked.connect(slot)
             buttons.addWidget(b)
+        self.fold_box = QtWidgets.QComboBox()
+        self.fold_box.addItems(["Modules: auto", "Modules: all open"] + [f"Fold at depth {d}" for d in range(1, 7)])
+        self.fold_box.setToolTip("Draw each nn.Module this deep as one box (double-click a box opens it)")
+        self.fold_box.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.fold_box.activated.connect(lambda i: self.view_state.set_fold(None if i == 0 else i - 1))
         self.info = QtWidgets.QLabel("")
         self.crumbs = QtWidgets.QLabel("", textFormat=QtCore.Qt.RichText)
         self.crumbs.linkActivated.connect(self.view_state.close_module)
@@ -166,6 +171,7 @@ class GraphPanel(QtWidgets.QWidget):
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(self.search, 2)
         bar.addWidget(self.saved_box)
+        bar.addWidget(self.fold_box)
         bar.addLayout(buttons)
         bar.addWidget(self.info, 1, QtCore.Qt.AlignRight)
         box = QtWidgets.QVBoxLayout(self)
@@ -185,7 +191,7 @@ class GraphPanel(QtWidgets.QWidget):
         self.run.graph_changed.connect(self._on_graph)
         self.run.error_changed.connect(self._on_error)
         self.view_state.changed.connect(self._on_view_options)
-        self.view_state.modules_changed.connect(lambda: self._relayout(fit=False))
+        self.view_state.modules_changed.connect(self._on_modules)
         self.backward.step_changed.connect(self._on_step)
         self.backward.trace_changed.connect(lambda: self.run.graph is not None and self._relayout())
         self.selection.changed.connect(self._on_selection_state)
@@ -217,7 +223,9 @@ class GraphPanel(QtWidgets.QWidget):
     def _on_graph(self) -> None:
         """A new graph: nodes that were drawn before keep their place."""
         graph = self.run.graph
-        self.auto_depth = readable_depth(graph)
+        fold = self.view_state.fold
+        self.auto_depth = (readable_depth(graph) if len(graph.nodes) > FOLD_ABOVE else None) \
+            if fold is None else (fold or None)
         self._on_error()
         self._relayout(fit=self.shown is None or not alike(graph, self.previous))
 
@@ -228,6 +236,20 @@ class GraphPanel(QtWidgets.QWidget):
             "\n(the graph as it stood when the script stopped)" if err.phase == "run" and err.type != "SyntaxError"
             else "\n(showing the last good graph)")
         self.view.viewport().update()
+
+    def _on_modules(self) -> None:
+        """Modules opened, closed or folded to a depth: draw again (keeping places)."""
+        if self.run.graph is None:
+            return
+        fold = self.view_state.fold
+        if fold is not None:
+            self.auto_depth = fold or None
+        elif len(self.run.graph.nodes) > FOLD_ABOVE:
+            self.auto_depth = readable_depth(self.run.graph)
+        else:
+            self.auto_depth = None
+        self.fold_box.setCurrentIndex(0 if fold is None else fold + 1)
+        self._relayout(fit=True)
 
     def _on_view_options(self) -> None:
         if self.saved_box.isChecked() != self.view_state.show_saved:

@@ -41,14 +41,14 @@ def test_a_closed_module_holds_its_ops_params_accumulates_and_saved():
     box = next(n for n in g.nodes if n.kind == "module")
     assert (box.name, box.type, box.ops) == ("model.fc1", "Linear", 2)  # Addmm + AccumulateGrad
     assert not {"w1", "a1", "mm1", "s1"} & set(ids(g))
-    assert {(e.src, e.dst) for e in g.edges} >= {("m:model.fc1", "relu")}
+    assert {(e.src, e.dst) for e in g.edges} >= {("m:model.fc1#0", "relu")}
     assert all(e.src != e.dst for e in g.edges)
 
 
 def test_depth_one_folds_the_whole_model():
     g = collapse_to_depth(net(), 1)
-    assert ids(g) == ["x", "m:model", "mean", "loss"]
-    assert [(e.src, e.dst) for e in g.edges] == [("m:model", "mean"), ("mean", "loss")]
+    assert ids(g) == ["x", "m:model#0", "mean", "loss"]
+    assert [(e.src, e.dst) for e in g.edges] == [("m:model#0", "mean"), ("mean", "loss")]
     assert g.nodes[1].ops == 5
 
 
@@ -59,7 +59,7 @@ def test_depth_two_gives_one_box_per_layer():
 
 def test_a_hidden_node_is_drawn_as_its_box():
     shown = drawn_as(net(), lambda m: m == "model")
-    assert shown["mm1"] == "m:model.fc1" and shown["relu"] == "m:model.act" and shown["mean"] == "mean"
+    assert shown["mm1"] == "m:model.fc1#0" and shown["relu"] == "m:model.act#0" and shown["mean"] == "mean"
 
 
 def test_readable_depth_is_the_deepest_that_fits():
@@ -67,3 +67,33 @@ def test_readable_depth_is_the_deepest_that_fits():
     assert readable_depth(g, limit=100) is None
     assert readable_depth(g, limit=7) == 2
     assert readable_depth(g, limit=4) == 1
+
+
+def test_a_module_called_twice_is_two_boxes_and_folding_makes_no_cycle(runner):
+    """torchvision's Bottleneck calls its one ReLU three times: folded, that must be three
+    boxes in a chain, not one box with edges in and out of itself (a cycle that broke the
+    layered layout into one wide row)."""
+    result = runner.run("import torch, torchvision\nmodel = torchvision.models.resnet50(num_classes=10)\n"
+                        "loss = model(torch.randn(2, 3, 32, 32)).sum()\n", filename="r.py")
+    graph = result.graph.without_saved()
+    for depth in (1, 2, 3, 4):
+        folded = collapse_to_depth(graph, depth)
+        ids = [n.id for n in folded.nodes]
+        succ = {i: [] for i in ids}
+        pred = {i: [] for i in ids}
+        for e in folded.edges:
+            succ[e.src].append(e.dst)
+            pred[e.dst].append(e.src)
+        indeg = {i: len(pred[i]) for i in ids}
+        ready = [i for i in ids if not indeg[i]]
+        seen = 0
+        while ready:
+            n = ready.pop()
+            seen += 1
+            for s in succ[n]:
+                indeg[s] -= 1
+                if not indeg[s]:
+                    ready.append(s)
+        assert seen == len(ids), f"a cycle at depth {depth}"
+    relus = [n for n in collapse_to_depth(graph, 4).nodes if n.kind == "module" and n.name == "model.layer1.0.relu"]
+    assert sorted(n.call for n in relus) == [0, 1, 2]

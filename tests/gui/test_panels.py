@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from core.model.backward import BackwardStep, BackwardTrace, GradInfo
 from core.model.graph import Edge, Graph, OpNode, TensorNode
@@ -248,3 +248,41 @@ def test_the_root_follows_the_script_until_the_user_picks_one(states):
     assert b.options.root == "y"  # the user's pick stays while it exists
     b.set_roots(graph(("q", ())))
     assert b.options.root == "q"
+
+
+def test_modules_fold_open_and_light_up_when_stepping(qtbot, states, actions):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "collapse_cases", Path(__file__).resolve().parents[1] / "core" / "test_collapse.py")
+    cases = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cases)
+    net = cases.net
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    panel.resize(800, 600)
+    panel.show()
+    states.run.set_result(RunResult(net()))
+    assert not any(i.node.kind == "module" for i in panel.scene.items_by_id.values())  # small: open
+    panel.fold_box.activated.emit(3)  # fold at depth 2
+    boxes = {i.node.name: i for i in panel.scene.items_by_id.values() if i.node.kind == "module"}
+    assert set(boxes) == {"model.fc1", "model.act", "model.fc2"}
+    # a backward step inside a closed module lights its box; search finds what is inside
+    states.backward.set_trace(BackwardTrace("loss", "loss", [
+        BackwardStep(0, "mean", "MeanBackward0", [grad(1.0)], [grad(1.0)]),
+        BackwardStep(1, "mm2", "AddmmBackward0", [grad(1.0)], [grad(1.0)])]))
+    states.backward.to_end()
+    boxes = {i.node.name: i for i in panel.scene.items_by_id.values() if i.node.kind == "module"}
+    ring = [i for i in panel.overlay.active if isinstance(i, QtWidgets.QGraphicsRectItem)]
+    assert ring and ring[0].sceneBoundingRect().contains(boxes["model.fc2"].sceneBoundingRect().center())
+    assert panel.find("AddmmBackward0") and set(panel.find("Addmm")) <= {"m:model.fc1#0", "m:model.fc2#0"}
+    # double-click opens a box, and the bar offers to close it again
+    view = panel.view
+    point = view.mapFromScene(boxes["model.fc1"].sceneBoundingRect().center())
+    qtbot.mouseDClick(view.viewport(), QtCore.Qt.LeftButton, pos=point)
+    assert "model.fc1" in states.view.opened
+    assert "AddmmBackward0" in {i.node.name for i in panel.scene.items_by_id.values() if i.node.kind == "op"}
+    assert "model.fc1 ✕" in panel.crumbs.text()
+    panel.crumbs.linkActivated.emit("model.fc1")
+    assert "model.fc1" not in states.view.opened
