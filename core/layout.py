@@ -26,7 +26,7 @@ from .model.graph import Graph
 GAP_X = 24.0
 GAP_Y = 36.0
 MIN_GAP_Y = 10.0  # rows of an edited graph may close up to this before they move
-BELOW_GAP = 5.0  # between a node and what is drawn under it
+BELOW_GAP = 8.0  # between a node and what is drawn under it (clear of the step ring)
 SIMILAR = 0.5  # kept positions are used when this share of the smaller graph's nodes is in both
 
 
@@ -246,9 +246,11 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
         centre = h / 2 if bottom is None else bottom + GAP_Y + h / 2
         kept = sorted(previous[node_by_id[n].key][1] for n in row if n in prev_x)
         if kept:
-            centre = kept[len(kept) // 2]
-            if bottom is not None:
-                centre = max(centre, bottom + MIN_GAP_Y + h / 2)
+            wanted = kept[len(kept) // 2]
+            # a row stays where it was if it still fits there; if it must move, it
+            # moves to the usual gap rather than squeezing against the row above
+            if bottom is None or wanted >= bottom + MIN_GAP_Y + h / 2:
+                centre = wanted
         for n in row:
             boxes[n] = Box(x[n], centre, size[n][0], size[n][1])
             if n in below:

@@ -57,7 +57,8 @@ class NodeItem(QtWidgets.QGraphicsItem):
             return
         node = self.node
         if lod < LABEL_LOD:  # zoomed far out: text would be unreadable specks
-            painter.fillRect(self.rect, self.border if self.isSelected() else self.fill)
+            painter.fillRect(self.rect, QtGui.QColor(theme.SELECTED) if self.isSelected() else self.border)
+            painter.fillRect(self.rect.adjusted(3, 3, -3, -3), self.fill)
             return
         pen = QtGui.QPen(self.border, self.border_width)
         if node.kind == "tensor" and node.retains_grad:
@@ -136,6 +137,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 add_edge(bands.setdefault(band, QtGui.QPainterPath()), boxes[e.src], boxes[e.dst])
         colour, width = self.edge_pen
         pen = QtGui.QPen(QtGui.QColor(colour), width)
+        pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
         for path in bands.values():
             self.addPath(path, pen)
         every = list(boxes.values()) + list(layout.below.values())
@@ -270,7 +272,7 @@ class StepOverlay:
         self.active.append(self._edges(info.edges, theme.STEP_ACTIVE, 5.0))
         b = self.scene.layout.boxes.get(self._id(info.node))
         if b is not None:
-            ring = self.scene.addRect(QtCore.QRectF(b.x - b.w / 2 - 6, b.y - b.h / 2 - 6, b.w + 12, b.h + 12),
+            ring = self.scene.addRect(QtCore.QRectF(b.x - b.w / 2 - 5, b.y - b.h / 2 - 5, b.w + 10, b.h + 10),
                                       QtGui.QPen(QtGui.QColor(theme.STEP_ACTIVE), 4),
                                       QtGui.QBrush(QtGui.QColor(*theme.STEP_RING_FILL)))
             ring.setZValue(0.8)
@@ -292,7 +294,7 @@ class StepOverlay:
                                   QtGui.QBrush(QtGui.QColor(theme.BADGE_FILL)))
         label.setParentItem(back)
         room = self.scene.layout.below.get(node_id)  # kept free by the layout
-        top = room.y - room.h / 2 if room is not None else box.y + box.h / 2 + 5
+        top = room.y - room.h / 2 if room is not None else box.y + box.h / 2 + 8
         back.setPos(box.x - rect.width() / 2 + 4, top + 2)
         back.setZValue(2)
         back.setToolTip(text)

@@ -93,6 +93,9 @@ class LectureMode(QtCore.QObject):
             self.theme.set_high_contrast(True)
             self.theme.set_scale(max(self.theme.scale, PRESENTATION_SCALE))
             self.window.showFullScreen()
+            # the code at the large size needs room: about 40% of the screen
+            QtCore.QTimer.singleShot(150, self.window, lambda: self.window.resizeDocks(
+                [self.docks["Code"]], [int(self.window.width() * 0.4)], QtCore.Qt.Horizontal))
         elif not on and self.before is not None:
             before, self.before = self.before, None
             self.theme.set_high_contrast(False)

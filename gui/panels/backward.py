@@ -49,9 +49,15 @@ class BackwardPanel(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Root:"))
         top.addWidget(self.root_box)
-        top.addWidget(QtWidgets.QLabel("gradient:"))
-        top.addWidget(self.gradient_edit, 1)
-        for w in (self.retain_box, self.create_box, self.zero_first_box, self.backward_button, self.zero_button):
+        self.options = QtWidgets.QWidget()  # hidden in presentation mode: room for the code
+        options = QtWidgets.QHBoxLayout(self.options)
+        options.setContentsMargins(0, 0, 0, 0)
+        options.addWidget(QtWidgets.QLabel("gradient:"))
+        options.addWidget(self.gradient_edit, 1)
+        for w in (self.retain_box, self.create_box, self.zero_first_box):
+            options.addWidget(w)
+        top.addWidget(self.options, 1)
+        for w in (self.backward_button, self.zero_button):
             top.addWidget(w)
 
         self.buttons = {}
@@ -147,6 +153,7 @@ class BackwardPanel(QtWidgets.QWidget):
         font = self.font()
         font.setPointSizeF(self._base_points * self.theme.scale)
         self.setFont(font)
+        self.options.setVisible(not self.theme.high_contrast)
 
     def _update_controls(self) -> None:
         trace, index = self.state.trace, self.state.index
