@@ -15,9 +15,10 @@ working directory, in a session of its own, stdin/stdout/stderr on /dev/null. Th
 4. `Runner(grad_limit=None).run(...)` runs the script with TIMEOUT as its soft stop
    (SIGALRM: an ordinary endless loop ends with its line number) and BACKWARD ("" for
    none) as `--backward`. A failure of Torchscope itself becomes a RunError too.
-5. The RunResult goes to RESULT_FD as `RESULT`, an 8-byte little-endian length and
-   `core.protocol.pack(*encode(result))`: a dedicated pipe, not stdout, which the
-   script and its threads may write to.
+5. The garbage collector is switched off (the script is over; this process ends
+   soon), and the RunResult goes to RESULT_FD as `RESULT`, an 8-byte little-endian
+   length and `core.protocol.pack(*encode(result))`: a dedicated pipe, not stdout,
+   which the script and its threads may write to.
 6. `os._exit(0)`: a non-daemon thread left running by the script cannot keep the
    process alive. A copy of this process made by the script's `os.fork()` gets here
    too, and leaves without writing anything.
@@ -28,6 +29,7 @@ frames; the parent prints errors with the name the user typed.
 from __future__ import annotations
 
 import faulthandler
+import gc
 import io
 import os
 import struct
@@ -38,6 +40,7 @@ import traceback
 # Bound now, before the script runs: a script that replaces os.write or os._exit
 # cannot stop the answer or the exit.
 _write, _exit, _getpid = os.write, os._exit, os.getpid
+_gc_disable = gc.disable
 
 STARTED = b"S"  # the script is about to run
 RESULT = b"R"  # followed by LENGTH and the packed RunResult
@@ -95,6 +98,9 @@ def main(argv: list[str]) -> None:
         result = failed(exc, what)
     if _getpid() != pid:  # a fork made by the script: only the original answers
         _exit(0)
+    # The script is over and this process ends right after the answer: no garbage
+    # collector passes over a big graph's objects while it is encoded and packed.
+    _gc_disable()
     try:
         blob = pack(*encode(result))
     except BaseException as exc:  # noqa: BLE001
