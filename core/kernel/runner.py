@@ -315,8 +315,9 @@ class Runner:
         try:
             if recording is None and script_backwards.recording is not None:
                 root, recording = script_backwards.last()  # the latest call: its graph is drawn
-            result.backward_calls = script_backwards.traces(ns, recording)  # named, resolved with it
+            calls = script_backwards.traces(ns, recording)  # named, resolved with `recording`
             self._trace_into(result, ns, recording, root, values)
+            result.backward_calls = calls
             result.timings["trace"] = time.perf_counter() - t1 - result.timings.get("values", 0.0)
         except Exception as exc:  # a tensor kind the tracer does not know: say so, keep going
             result.graph = None

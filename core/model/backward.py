@@ -38,6 +38,12 @@ class BackwardTrace:
     retain_graph: bool = False
     create_graph: bool = False
     error: str | None = None  # the engine's own message when it refused
+    # Which call of the script this is (a training loop makes many; see
+    # RunResult.backward_calls). A backward asked for by the window: None, 1, 1.
+    line: int | None = None  # the script's line that made the call
+    call: int = 1  # k: the call's number, 1-based, among all the script's calls
+    calls: int = 1  # N: how many calls the script made (also those past the recording cap)
+    kind: str = "backward"  # "backward" (tensor.backward, autograd.backward) or "grad" (autograd.grad)
 
 
 def trace_to_dict(trace: BackwardTrace) -> list[dict]:

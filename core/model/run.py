@@ -31,5 +31,11 @@ class RunResult:
     error: RunError | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, trace, values
     backward: BackwardTrace | None = None  # the script's own backward, or the one asked for
+    # Every backward()/autograd.grad() call the script made that was recorded, in call
+    # order (the first 99 and the latest; trace.call says which): what the window
+    # offers to pick from. The script's latest call is `backward` itself (the same
+    # object) unless a backward was asked for. Steps of older calls whose node is no
+    # longer drawn have node "".
+    backward_calls: list[BackwardTrace] = field(default_factory=list)
     grad_history: dict[str, list[GradInfo | None]] = field(default_factory=dict)  # leaf -> .grad after each Backward (None: zeroed)
     cwd: str = ""  # the folder the script ran in
