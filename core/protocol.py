@@ -45,6 +45,7 @@ class RunRequest:
     filename: str = "<editor>"
     cwd: str | None = None  # the folder the script runs in (first on sys.path too)
     upto: int | None = None  # run only the first `upto` top-level statements
+    stop_after_call: int | None = None  # end the script right after its k-th backward call
 
 
 @dataclass

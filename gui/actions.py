@@ -27,6 +27,7 @@ class Actions(QtCore.QObject):
         self.states = states
         self.session = session
         self.first_run_done = False
+        self.replaying: int | None = None  # the backward call the running script stops after
         self.debounce = QtCore.QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.debounce.timeout.connect(self.run_now)
         states.script.edited.connect(self._on_edited)
@@ -41,11 +42,18 @@ class Actions(QtCore.QObject):
         session.frozen_changed.connect(states.kernel.set_frozen)
 
     # --- running -----------------------------------------------------------------
-    def run_now(self) -> None:
+    def run_now(self, stop_after_call: int | None = None) -> None:
         self.debounce.stop()
         script, forward = self.states.script, self.states.forward
+        self.replaying = stop_after_call
         self.session.run(script.text(), cwd=script.folder() or None, filename=script.path or "<editor>",
-                         upto=forward.index if forward.active else None)
+                         upto=forward.index if forward.active else None, stop_after_call=stop_after_call)
+
+    def replay_call(self, k: int) -> None:
+        """Show the script's k-th backward call: run it again up to that call, so the
+        graph drawn is the one that call went through."""
+        calls = self.states.backward
+        self.run_now(stop_after_call=None if k >= calls.calls_total else k)
 
     # --- the forward pass, statement by statement ------------------------------------
     def step_through(self, on: bool) -> None:
@@ -98,6 +106,12 @@ class Actions(QtCore.QObject):
         if err is None:
             s.script.set_error(None)
             s.backward.set_roots(result.graph, result.backward)
+            if self.replaying is None:
+                own = result.backward_calls
+                total = result.backward.calls if own and result.backward is not None else 0
+                s.backward.set_calls([(t.call, t.line) for t in own], total, total)
+            else:
+                s.backward.set_calls(s.backward.calls, s.backward.calls_total, self.replaying)
             # The script's own backward() was recorded: ready to step, no button needed.
             s.backward.set_trace(result.backward, at_end=True)
             self._on_selected(s.selection.node_id)

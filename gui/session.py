@@ -201,11 +201,12 @@ class Session(QtCore.QObject):
 
     # --- requests ------------------------------------------------------------------
     def run(self, code: str, cwd: str | None = None, filename: str | None = None,
-            upto: int | None = None) -> int:
-        """Run `code` (in folder `cwd`; only its first `upto` statements, if given) as
-        soon as the kernel is free; a request under way is interrupted."""
+            upto: int | None = None, stop_after_call: int | None = None) -> int:
+        """Run `code` (in folder `cwd`; only its first `upto` statements, or up to its
+        k-th backward call, if given) as soon as the kernel is free; a request under
+        way is interrupted."""
         self.run_id += 1
-        self.next_run = RunRequest(code, filename or self.filename, cwd, upto)
+        self.next_run = RunRequest(code, filename or self.filename, cwd, upto, stop_after_call)
         self.queue.clear()  # Backward and values were for the old text
         if self.current is not None and not self.current.answered:
             self.interrupt()

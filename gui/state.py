@@ -216,6 +216,7 @@ class BackwardState(QtCore.QObject):
     next Backward, and the note under the bar."""
 
     roots_changed = QtCore.Signal()
+    calls_changed = QtCore.Signal()
     trace_changed = QtCore.Signal()
     step_changed = QtCore.Signal(int)  # -1: before the first step
     playing_changed = QtCore.Signal(bool)
@@ -229,6 +230,11 @@ class BackwardState(QtCore.QObject):
         self.options = BackwardOptions()
         self.trace: BackwardTrace | None = None
         self.index = -1
+        # the script's own backward calls: (k, line) of each recorded one, how many in
+        # all, and which one is drawn (a training loop makes many)
+        self.calls: list[tuple[int, int | None]] = []
+        self.calls_total = 0
+        self.call_shown = 0
         self.note = Note()
         self.speed = 1  # index into SPEEDS_MS
         self.timer = QtCore.QTimer(self, interval=SPEEDS_MS[self.speed])
@@ -277,6 +283,10 @@ class BackwardState(QtCore.QObject):
     def set_note(self, text: str, error: bool = False) -> None:
         self.note = Note(text, error)
         self.note_changed.emit()
+
+    def set_calls(self, calls: list[tuple[int, int | None]], total: int, shown: int) -> None:
+        self.calls, self.calls_total, self.call_shown = calls, total, shown
+        self.calls_changed.emit()
 
     # the recording
     def set_trace(self, trace: BackwardTrace | None, at_end: bool = False) -> None:

@@ -432,6 +432,11 @@ def _in_functorch_transform() -> bool:
         return False
 
 
+class StopAfterCall(BaseException):
+    """Ends a script right after the backward call the window asked to see, so the
+    graph drawn is the one that call ran through (not the loop's last)."""
+
+
 class ScriptBackwards:
     """While a script runs, records every backward() and torch.autograd.grad() it
     makes itself, so the step controls are ready without pressing Backward (and
@@ -445,8 +450,9 @@ class ScriptBackwards:
     keyword reads as torch's error, not as Torchscope's."""
 
     def __init__(self, limit: int | None = VALUES_LIMIT, filename: str | None = None,
-                 keep: int = CALLS_LIMIT):
+                 keep: int = CALLS_LIMIT, stop_after: int | None = None):
         self.limit = limit
+        self.stop_after = stop_after  # end the script right after this call (1-based)
         self.filename = filename  # the script's: a call's line is the innermost frame in it
         self.keep = max(1, keep)
         # (recording, root, the root's name where the call was made), in call order
@@ -518,10 +524,13 @@ class ScriptBackwards:
                 self.recorded.append((rec, roots[0], name))
             try:
                 with hooks_on(rec, roots, self.limit):
-                    return run()
+                    out = run()
             except Exception as exc:
                 rec.trace.error = _one_line(exc)
                 raise
+            if self.stop_after == self.calls:
+                raise StopAfterCall  # the window asked to see this call's graph
+            return out
         finally:
             self.inside -= 1
 

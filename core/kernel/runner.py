@@ -27,7 +27,8 @@ import torch
 from ..model.backward import BackwardTrace
 from ..model.run import RunError, RunResult
 from ..model.tensors import VALUES_LIMIT, TensorValues
-from .record import Recording, ScriptBackwards, grad_info, record_backward, resolve_ids, zero_grads
+from .record import (Recording, ScriptBackwards, StopAfterCall, grad_info, record_backward, resolve_ids,
+                     zero_grads)
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState
 from .trace import CutTracker, OriginTracker, bindings_of, named_tensors, trace_graph
@@ -258,7 +259,8 @@ class Runner:
 
     def run(self, code: str, filename: str = "<editor>", timeout: float | None = None,
             backward: str | None = None, values: bool = True, *, cwd: str | None = None,
-            on_output: OutputCallback | None = None, upto: int | None = None) -> RunResult:
+            on_output: OutputCallback | None = None, upto: int | None = None,
+            stop_after_call: int | None = None) -> RunResult:
         """Execute `code` and trace what it built. `backward`: call NAME.backward()
         afterwards (ones as the gradient when NAME is not a scalar), recorded.
         `cwd`: the folder the script runs in (current, and first on sys.path).
@@ -272,7 +274,7 @@ class Runner:
         ns = fresh_namespace(filename)
         cuts = CutTracker(filename)
         origins = OriginTracker(filename)
-        script_backwards = ScriptBackwards(self.grad_limit, filename)
+        script_backwards = ScriptBackwards(self.grad_limit, filename, stop_after=stop_after_call)
         # Tracebacks quote the script's own lines, even for "<editor>".
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         self.torch_state.restore()  # whatever an earlier run (or request) left
@@ -285,6 +287,8 @@ class Runner:
                 with working_folder(cwd), script_streams(out, err), time_limit(timeout), \
                         cuts, origins, script_backwards:
                     exec(compiled, ns)
+            except StopAfterCall:
+                pass  # the run ends at the backward call asked for: its graph is drawn
             except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
                 result.error = error_from_exception(exc, filename)
             t1 = time.perf_counter()

@@ -38,6 +38,7 @@ class Endpoint:
         """Run the script, pushing what it prints as it prints it."""
         msg_id = self.msg_id
         result = self.runner.run(request.code, request.filename, cwd=request.cwd, upto=request.upto,
+                                 stop_after_call=request.stop_after_call,
                                  on_output=lambda stream, text: self.send(OutputChunk(stream, text), msg_id))
         result.cwd = request.cwd or os.getcwd()
         return result

@@ -37,6 +37,12 @@ class BackwardPanel(QtWidgets.QWidget):
         for box, attr in ((self.retain_box, "retain_graph"), (self.create_box, "create_graph"),
                           (self.zero_first_box, "zero_first")):
             box.toggled.connect(lambda on, a=attr: setattr(state.options, a, on))
+        self.call_box = QtWidgets.QComboBox()
+        self.call_box.setToolTip("The script called backward() more than once (a training loop): "
+                                 "pick the call to replay; the graph shown is that call's")
+        self.call_box.setFocusPolicy(QtCore.Qt.NoFocus)
+        self.call_box.activated.connect(lambda i: actions.replay_call(self.call_box.itemData(i)))
+        self.call_box.hide()
         self.backward_button = QtWidgets.QPushButton("Backward")
         self.backward_button.setToolTip("Run backward() on the root and record every step (Ctrl+B)")
         self.backward_button.clicked.connect(actions.backward)
@@ -83,6 +89,7 @@ class BackwardPanel(QtWidgets.QWidget):
         font = self.step_label.font()
         font.setBold(True)
         self.step_label.setFont(font)
+        transport.addWidget(self.call_box)
         transport.addWidget(self.slider, 1)
         transport.addWidget(self.speed_box)
         transport.addWidget(self.step_label, 2)
@@ -102,6 +109,7 @@ class BackwardPanel(QtWidgets.QWidget):
         sc.setContext(QtCore.Qt.ApplicationShortcut)
         sc.activated.connect(actions.backward)
         state.roots_changed.connect(self._on_roots)
+        state.calls_changed.connect(self._on_calls)
         state.note_changed.connect(self._on_note)
         state.trace_changed.connect(self._on_trace)
         state.step_changed.connect(self._on_step)
@@ -125,6 +133,14 @@ class BackwardPanel(QtWidgets.QWidget):
                         (self.zero_first_box, s.options.zero_first)):
             box.setChecked(on)
         self.speed_box.setCurrentIndex(s.speed)
+
+    def _on_calls(self) -> None:
+        s = self.state
+        self.call_box.clear()
+        for k, line in s.calls:
+            self.call_box.addItem(f"call {k} of {s.calls_total}" + (f" · line {line}" if line else ""), k)
+        self.call_box.setCurrentIndex(max(0, self.call_box.findData(s.call_shown)))
+        self.call_box.setVisible(s.calls_total > 1)
 
     def _on_note(self) -> None:
         note = self.state.note

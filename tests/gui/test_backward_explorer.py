@@ -175,3 +175,22 @@ def test_backward_on_a_script_with_an_error_says_to_fix_it_first(qtbot, window):
     load(qtbot, win, SEED + "z = y @ torch.ones(3)\n")
     qtbot.mouseClick(win.backward.backward_button, QtCore.Qt.LeftButton)
     assert "fix the error first" in win.backward.note.text()
+
+
+def test_a_training_loop_replays_its_last_call_and_can_show_another(qtbot, window):
+    win = window
+    loop = ("import torch\nw = torch.tensor([1.0], requires_grad=True)\n"
+            "for i in range(5):\n    loss = (w * (i + 1)).sum()\n    loss.backward()\n")
+    load(qtbot, win, loop)
+    bar = win.backward
+    assert bar.call_box.isVisibleTo(bar) and bar.call_box.count() == 5
+    assert bar.call_box.currentText() == "call 5 of 5 · line 5"
+    drawn = {n.id for n in win.graph.shown.nodes}
+    assert all(s.node in drawn for s in win.states.backward.trace.steps)  # replay and graph agree
+    with qtbot.waitSignal(win.session.run_result, timeout=30_000) as blocker:
+        bar.call_box.activated.emit(1)  # call 2 of 5
+    assert blocker.args[0].backward.call == 2
+    assert bar.call_box.count() == 5 and bar.call_box.currentText() == "call 2 of 5 · line 5"
+    assert node_named(win, "w").grad.tolist() == [3.0]  # the grads as they were after call 2
+    drawn = {n.id for n in win.graph.shown.nodes}
+    assert all(s.node in drawn for s in win.states.backward.trace.steps)
