@@ -17,7 +17,9 @@ from core.model.graph import Graph
 from core.style import style_of
 from gui import theme
 
-EDGE_BAND = 600.0  # scene units: edges are grouped in bands this tall
+EDGE_CELL = (2400.0, 600.0)  # scene units: edges are grouped by cells this big
+CHUNK = 1500  # node items made per event-loop turn (a bigger graph is drawn over several)
+DETAIL_PX = 5.0  # below this line height on screen a big graph shows only its overview
 LABEL_LOD = 0.3  # below this zoom labels are unreadable: boxes only
 SPECK_PX = 2.0  # a node smaller than this on screen is not painted at all
 
@@ -106,7 +108,17 @@ def add_edge(path: QtGui.QPainterPath, src: Box, dst: Box) -> None:
 
 
 class GraphScene(QtWidgets.QGraphicsScene):
-    """The drawing of one Graph at one Layout."""
+    """The drawing of one Graph at one Layout.
+
+    A big graph is drawn first as an overview (one filled path per node colour, painted
+    in C++), then its node items are added a chunk per event-loop turn, so the window
+    never stalls; `drawn` fires when all are there. Zoomed out so far that a node is a
+    few pixels, only the overview is shown (30,000 Python paint calls a frame would be
+    too slow, and so would stroking 30,000 edges: at that size they are a grey smear
+    anyway); edges are grouped by cells of the drawing, so panning paints only those
+    on screen."""
+
+    drawn = QtCore.Signal()
 
     def __init__(self, parent=None, font: QtGui.QFont | None = None,
                  metrics: Metrics = DEFAULT_METRICS, edge_pen: tuple[str, float] = (theme.EDGE, 1.4),
@@ -118,28 +130,37 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.border_width = border_width
         self.items_by_id: dict[str, NodeItem] = {}
         self.layout: Layout | None = None
+        self.overview: list[QtWidgets.QGraphicsPathItem] = []
+        self.edges: list[QtWidgets.QGraphicsPathItem] = []  # one path per cell of the drawing
+        self.detailed = True  # node items shown (not just the overview)
+        self._pending: list = []  # nodes whose items are still to be made
+        self._chunks = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._chunks.timeout.connect(self._add_chunk)
         self.setBackgroundBrush(QtGui.QColor("white"))
-        self.setItemIndexMethod(QtWidgets.QGraphicsScene.NoIndex)
 
-    def draw(self, graph: Graph, layout: Layout) -> None:
+    def draw(self, graph: Graph, layout: Layout, at_once: bool = False) -> None:
+        """Draw `graph`: at once when small or `at_once` (then `drawn` has fired on
+        return), else the overview now and the node items over the next turns."""
+        self._chunks.stop()
         self.clear()
-        self.items_by_id = {}
+        self.items_by_id, self.overview, self.detailed = {}, [], True
         self.layout = layout
-        for node in graph.nodes:
-            item = NodeItem(node, layout.boxes[node.id], self.font, self.metrics, self.border_width)
-            self.addItem(item)
-            self.items_by_id[node.id] = item
+        big = len(graph.nodes) > CHUNK and not at_once
+        self.setItemIndexMethod(QtWidgets.QGraphicsScene.BspTreeIndex if big
+                                else QtWidgets.QGraphicsScene.NoIndex)
         boxes = layout.boxes
-        bands: dict[int, QtGui.QPainterPath] = {}
+        cells: dict[tuple[int, int], QtGui.QPainterPath] = {}
         for e in graph.edges:
             if e.src in boxes and e.dst in boxes:
-                band = int(boxes[e.src].y // EDGE_BAND)
-                add_edge(bands.setdefault(band, QtGui.QPainterPath()), boxes[e.src], boxes[e.dst])
+                src = boxes[e.src]
+                cell = (int(src.x // EDGE_CELL[0]), int(src.y // EDGE_CELL[1]))
+                add_edge(cells.setdefault(cell, QtGui.QPainterPath()), src, boxes[e.dst])
         colour, width = self.edge_pen
         pen = QtGui.QPen(QtGui.QColor(colour), width)
         pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
-        for path in bands.values():
-            self.addPath(path, pen)
+        self.edges = [self.addPath(path, pen) for path in cells.values()]
+        if big:
+            self._draw_overview(graph, layout)
         every = list(boxes.values()) + list(layout.below.values())
         rect = QtCore.QRectF()
         if every:
@@ -149,6 +170,57 @@ class GraphScene(QtWidgets.QGraphicsScene):
             bottom = max(b.y + b.h / 2 for b in every)
             rect = QtCore.QRectF(left, top, right - left, bottom - top)
         self.setSceneRect(rect.adjusted(-30, -30, 30, 30))
+        self._pending = list(graph.nodes)
+        if big:
+            self._chunks.start()
+        else:
+            rest, self._pending = self._pending, []
+            self._add_nodes(rest)
+            self.drawn.emit()
+
+    def _draw_overview(self, graph: Graph, layout: Layout) -> None:
+        paths: dict[str, QtGui.QPainterPath] = {}
+        for node in graph.nodes:
+            b = layout.boxes[node.id]
+            paths.setdefault(style_of(node), QtGui.QPainterPath()).addRect(
+                b.x - b.w / 2, b.y - b.h / 2, b.w, b.h)
+        for style, path in paths.items():
+            fill, border = theme.STYLE[style]
+            pen = QtGui.QPen(QtGui.QColor(border), 1.0)
+            pen.setCosmetic(True)
+            item = self.addPath(path, pen, QtGui.QBrush(QtGui.QColor(fill)))
+            item.setZValue(0.9)
+            item.setVisible(not self.detailed)
+            self.overview.append(item)
+
+    def _add_chunk(self) -> None:
+        chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+        self._add_nodes(chunk)
+        if self._pending:
+            self._chunks.start()
+        else:
+            self.drawn.emit()
+
+    def _add_nodes(self, nodes) -> None:
+        boxes = self.layout.boxes
+        for node in nodes:
+            item = NodeItem(node, boxes[node.id], self.font, self.metrics, self.border_width)
+            item.setVisible(self.detailed)
+            self.addItem(item)
+            self.items_by_id[node.id] = item
+
+    def is_drawing(self) -> bool:
+        return bool(self._pending)
+
+    def set_zoom(self, scale: float) -> None:
+        """Node items when they are big enough to read, else only the overview."""
+        detailed = not self.overview or scale * self.metrics.line_h >= DETAIL_PX
+        if detailed != self.detailed:
+            self.detailed = detailed
+            for item in list(self.items_by_id.values()) + self.edges:
+                item.setVisible(detailed)
+            for item in self.overview:
+                item.setVisible(not detailed)
 
 
 class StepOverlay:
@@ -354,7 +426,7 @@ def render_graph(graph: Graph, fmt: str, scale: float = 2.0, trace=None, collaps
     if fmt == "svg":
         return to_svg(d.graph, d.layout, d.badges).encode("utf-8")
     scene = GraphScene()
-    scene.draw(d.graph, d.layout)
+    scene.draw(d.graph, d.layout, at_once=True)
     add_badges(scene, d.badges)
     rect = scene.sceneRect()
     buffer = QtCore.QBuffer()

@@ -87,6 +87,7 @@ class GraphView(QtWidgets.QGraphicsView):
         current = self.transform().m11()
         target = min(max(current * factor, min(MIN_ZOOM, current)), max(MAX_ZOOM, current))
         self.scale(target / current, target / current)
+        self.scene().set_zoom(target)
         if by_user:
             self.zoomed.emit()
 
@@ -137,6 +138,8 @@ class GraphPanel(QtWidgets.QWidget):
         self.worker = LayoutWorker(self)
         self.worker.finished.connect(self._on_laid_out)
         self.worker.failed.connect(self._on_layout_failed)
+        self.scene.drawn.connect(self._on_drawn)
+        self.fit_when_drawn = False
         self.scene.selectionChanged.connect(self._on_scene_selection)
         self.view.zoomed.connect(lambda: setattr(self, "user_zoomed", True))
         self.refit = QtCore.QTimer(self, singleShot=True, interval=50)
@@ -270,7 +273,7 @@ class GraphPanel(QtWidgets.QWidget):
 
     def _on_step(self, index: int) -> None:
         """Draw one step of the recorded backward: only what changed since the last."""
-        if self.layout_ is None:
+        if self.layout_ is None or self.scene.is_drawing():
             return
         self.overlay.show(index)
         plan = self.overlay.plan
@@ -349,9 +352,24 @@ class GraphPanel(QtWidgets.QWidget):
         self.info.setToolTip(how)
         if not how:
             self.previous = positions_by_key(shown, layout)
-        self.scene.blockSignals(True)
         self.overlay.forget()  # scene.draw clears the scene, overlay items with it
-        self.scene.draw(shown, layout)
+        counts = {k: len(full.by_kind(k)) for k in ("tensor", "op", "saved")}
+        modules = len(shown.by_kind("module"))
+        self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
+                          + (f" · {counts['saved']} saved" if self.view_state.show_saved else "")
+                          + (f" · {modules} closed modules" if modules else ""))
+        self._show_crumbs()
+        if self._fit_after_layout or not self.user_zoomed:
+            self.fit_when_drawn = True
+        self._fit_after_layout = False
+        self.scene.draw(shown, layout)  # `drawn` (now, or a few turns later): _on_drawn
+        if self.fit_when_drawn and self.scene.is_drawing():
+            self.fit()  # the overview is there already
+
+    def _on_drawn(self) -> None:
+        """All node items are there: the backward step, selection and line marks."""
+        full = self.full
+        self.scene.blockSignals(True)
         trace = self.backward.trace
         self.overlay.set_plan(step_plan(full, trace) if trace is not None else [], self.drawn_as)
         self.overlay.show(self.backward.index)
@@ -359,16 +377,10 @@ class GraphPanel(QtWidgets.QWidget):
         if selected in self.scene.items_by_id:
             self.scene.items_by_id[selected].setSelected(True)
         self.scene.blockSignals(False)
-        counts = {k: len(full.by_kind(k)) for k in ("tensor", "op", "saved")}
-        modules = len(shown.by_kind("module"))
-        self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
-                          + (f" · {counts['saved']} saved" if self.view_state.show_saved else "")
-                          + (f" · {modules} closed modules" if modules else ""))
-        self._show_crumbs()
         self._on_line(self.selection.line)
-        if self._fit_after_layout or not self.user_zoomed:
+        if self.fit_when_drawn:
             self.fit()
-        self._fit_after_layout = False
+        self.fit_when_drawn = False
 
     def _show_crumbs(self) -> None:
         """What is open, each with a link that closes it."""
@@ -388,6 +400,7 @@ class GraphPanel(QtWidgets.QWidget):
             self.view.resetTransform()
             self.view.scale(MAX_FIT_ZOOM, MAX_FIT_ZOOM)
             self.view.centerOn(rect.center())
+        self.scene.set_zoom(self.view.transform().m11())
         self.user_zoomed = False
 
     def focus_search(self) -> None:

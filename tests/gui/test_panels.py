@@ -202,8 +202,7 @@ def test_a_big_graph_is_laid_out_off_the_gui_thread(qtbot, states, actions):
     assert time.perf_counter() - t < 0.2
     assert "laying out 3001 nodes" in panel.info.text()
     assert labels(panel) == {"x", "y", "MulBackward0", "AccumulateGrad"}
-    qtbot.waitUntil(lambda: len(panel.scene.items_by_id) > 4, timeout=60_000)
-    assert len(panel.scene.items_by_id) == 3001
+    qtbot.waitUntil(lambda: len(panel.scene.items_by_id) == 3001, timeout=60_000)  # made in chunks
 
 
 def test_line_and_node_point_at_each_other(qtbot, home):
