@@ -17,6 +17,7 @@ from core.model.backward import BackwardTrace
 from core.model.graph import Graph
 from core.model.run import RunError, RunResult
 from core.model.tensors import TensorValues
+from core.protocol import BackwardRequest
 from gui.theme import Theme
 
 SPEEDS_MS = [1600, 800, 400, 200]  # play: one step every … (0.5×, 1×, 2×, 4×)
@@ -197,15 +198,6 @@ class SelectionState(QtCore.QObject):
 
 
 @dataclass
-class BackwardOptions:
-    root: str = ""
-    gradient: str = ""  # a Python expression; `root` is the tensor; "" for ones
-    retain_graph: bool = False
-    create_graph: bool = False
-    zero_first: bool = False
-
-
-@dataclass
 class Note:
     text: str = ""
     error: bool = False
@@ -227,7 +219,7 @@ class BackwardState(QtCore.QObject):
         self.roots: list[str] = []  # named tensors with a grad_fn
         self.picked = ""  # the root the user chose; "" while the script's natural root is used
         self.shapes: dict[str, list[int]] = {}
-        self.options = BackwardOptions()
+        self.options = BackwardRequest("")  # the next Backward, as it will be asked for
         self.trace: BackwardTrace | None = None
         self.index = -1
         # the script's own backward calls: (k, line) of each recorded one, how many in
