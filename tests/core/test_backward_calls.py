@@ -422,8 +422,6 @@ def test_a_refused_call_the_script_caught_is_recorded_with_its_error():
 def test_stopping_after_call_k_draws_that_calls_graph(runner):
     """Picking call 2 of 5: the script ends right after it, so the graph drawn and the
     replay belong to the same call (and the leaf grads are the ones after call 2)."""
-    import torch
-
     code = ("import torch\nw = torch.tensor([1.0], requires_grad=True)\n"
             "for i in range(5):\n    loss = (w * (i + 1)).sum()\n    loss.backward()\n")
     result = runner.run(code, filename="loop.py", stop_after_call=2)
@@ -434,4 +432,3 @@ def test_stopping_after_call_k_draws_that_calls_graph(runner):
     w = next(n for n in result.graph.by_kind("tensor") if n.name == "w")
     assert w.grad.tolist() == [3.0]  # 1 + 2: grads accumulate over the two calls
     assert runner.namespace["i"] == 1
-    del torch

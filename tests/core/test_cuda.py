@@ -5,7 +5,6 @@ import torch
 from wire_check import deep_equal, wire
 
 from core.kernel.record import record_backward
-from core.kernel.runner import Runner
 from core.kernel.tensors import tensor_stats, to_numpy
 from core.protocol import decode, encode
 

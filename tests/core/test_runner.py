@@ -447,8 +447,6 @@ def test_an_error_keeps_the_graph_built_up_to_the_failing_line(runner):
 
 
 def test_ops_know_their_module_and_line(runner):
-    import torch
-
     code = ("import torch\nfrom torch import nn\n"
             "model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 1)))\n"
             "x = torch.randn(2, 3)\nout = model(x)\nloss = out.sum()\n")

@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from core.kernel.runner import CORE_DIR, OUTPUT_LIMIT, STDIN_CLOSED, STREAM_BATCH, Runner
+from core.kernel.runner import CORE_DIR, OUTPUT_LIMIT, STDIN_CLOSED, STREAM_BATCH
 from core.kernel.torch_state import TorchState
 
 SEED = ("import torch\nx = torch.tensor([2.], requires_grad=True)\n"
