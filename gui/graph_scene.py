@@ -134,6 +134,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.edges: list[QtWidgets.QGraphicsPathItem] = []  # one path per cell of the drawing
         self.detailed = True  # node items shown (not just the overview)
         self._pending: list = []  # nodes whose items are still to be made
+        self._pending_edges: list = []
         self._chunks = QtCore.QTimer(self, singleShot=True, interval=0)
         self._chunks.timeout.connect(self._add_chunk)
         self.setBackgroundBrush(QtGui.QColor("white"))
@@ -143,25 +144,18 @@ class GraphScene(QtWidgets.QGraphicsScene):
         return), else the overview now and the node items over the next turns."""
         self._chunks.stop()
         self.clear()
-        self.items_by_id, self.overview, self.detailed = {}, [], True
+        self.items_by_id, self.overview, self.edges, self.detailed = {}, [], [], True
         self.layout = layout
         big = len(graph.nodes) > CHUNK and not at_once
-        self.setItemIndexMethod(QtWidgets.QGraphicsScene.BspTreeIndex if big
-                                else QtWidgets.QGraphicsScene.NoIndex)
-        boxes = layout.boxes
-        cells: dict[tuple[int, int], QtGui.QPainterPath] = {}
-        for e in graph.edges:
-            if e.src in boxes and e.dst in boxes:
-                src = boxes[e.src]
-                cell = (int(src.x // EDGE_CELL[0]), int(src.y // EDGE_CELL[1]))
-                add_edge(cells.setdefault(cell, QtGui.QPainterPath()), src, boxes[e.dst])
-        colour, width = self.edge_pen
-        pen = QtGui.QPen(QtGui.QColor(colour), width)
-        pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
-        self.edges = [self.addPath(path, pen) for path in cells.values()]
+        # No BSP index: rebuilding it for 30,000 items (a Python boundingRect each) stalls
+        # the window longer than scanning them when painting does.
+        self.setItemIndexMethod(QtWidgets.QGraphicsScene.NoIndex)
+        self._pending_edges = list(graph.edges)
+        if not big:
+            self._add_edges(len(self._pending_edges))
         if big:
             self._draw_overview(graph, layout)
-        every = list(boxes.values()) + list(layout.below.values())
+        every = list(layout.boxes.values()) + list(layout.below.values())
         rect = QtCore.QRectF()
         if every:
             left = min(b.x - b.w / 2 for b in every)
@@ -193,10 +187,31 @@ class GraphScene(QtWidgets.QGraphicsScene):
             item.setVisible(not self.detailed)
             self.overview.append(item)
 
+    def _add_edges(self, count: int) -> None:
+        """The next `count` edges, into one path per cell of the drawing."""
+        edges, self._pending_edges = self._pending_edges[:count], self._pending_edges[count:]
+        boxes = self.layout.boxes
+        cells: dict[tuple[int, int], QtGui.QPainterPath] = {}
+        for e in edges:
+            if e.src in boxes and e.dst in boxes:
+                src = boxes[e.src]
+                cell = (int(src.x // EDGE_CELL[0]), int(src.y // EDGE_CELL[1]))
+                add_edge(cells.setdefault(cell, QtGui.QPainterPath()), src, boxes[e.dst])
+        colour, width = self.edge_pen
+        pen = QtGui.QPen(QtGui.QColor(colour), width)
+        pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
+        for path in cells.values():
+            item = self.addPath(path, pen)
+            item.setVisible(self.detailed)
+            self.edges.append(item)
+
     def _add_chunk(self) -> None:
-        chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
-        self._add_nodes(chunk)
-        if self._pending:
+        if self._pending_edges:
+            self._add_edges(4 * CHUNK)
+        else:
+            chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+            self._add_nodes(chunk)
+        if self._pending or self._pending_edges:
             self._chunks.start()
         else:
             self.drawn.emit()
@@ -210,7 +225,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
             self.items_by_id[node.id] = item
 
     def is_drawing(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending or self._pending_edges)
 
     def set_zoom(self, scale: float) -> None:
         """Node items when they are big enough to read, else only the overview."""
