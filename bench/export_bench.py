@@ -48,7 +48,6 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import torch  # noqa: E402
-import torchviz  # noqa: E402
 
 from core.export import to_json, to_svg  # noqa: E402
 from core.kernel.runner import Runner  # noqa: E402
@@ -106,20 +105,16 @@ def run_and_wire(code: str, gc_off: bool = True):
 def peer(root, params, fmt: str, timeout: float) -> tuple[float | None, float, int]:
     """(make_dot + dot seconds or None when dot ran past `timeout`, make_dot seconds,
     output bytes)."""
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 50_000))  # make_dot recurses once per op on a path
-    try:
-        t0 = time.perf_counter()
-        dot = torchviz.make_dot(root, params=params)
-        t1 = time.perf_counter()
-    finally:
-        sys.setrecursionlimit(limit)
+    from graph_bench import timed_make_dot
+
+    t0 = time.perf_counter()
+    dot, made = timed_make_dot(root, params)
     try:
         out = subprocess.run(["dot", f"-T{fmt}"], input=dot.source.encode(), capture_output=True,
                              timeout=timeout, check=True).stdout
     except subprocess.TimeoutExpired:
-        return None, t1 - t0, 0
-    return time.perf_counter() - t0, t1 - t0, len(out)
+        return None, made, 0
+    return time.perf_counter() - t0, made, len(out)
 
 
 def qt_svg(graph) -> bytes:
@@ -131,7 +126,7 @@ def qt_svg(graph) -> bytes:
 
     QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     scene = GraphScene()
-    scene.draw(graph, layout_graph(graph, metrics=scene.metrics))
+    scene.draw(graph, layout_graph(graph, metrics=scene.metrics), at_once=True)
     rect = scene.sceneRect()
     buffer = QtCore.QBuffer()
     buffer.open(QtCore.QIODevice.WriteOnly)

@@ -136,7 +136,7 @@ class Renderer:
     def draw(self, graph, layout) -> float:
         """Build the scene and paint it; returns the seconds spent building."""
         t0 = time.perf_counter()
-        self.scene.draw(graph, layout)
+        self.scene.draw(graph, layout, at_once=True)
         built = time.perf_counter() - t0
         self.image.fill(QtGui.QColor("white"))
         painter = QtGui.QPainter(self.image)
@@ -219,21 +219,27 @@ def torchviz_params(ns: dict) -> dict:
     return params
 
 
-def peer_once(root, params) -> tuple[float, float, int, int]:
-    # make_dot recurses once per op along a path: the 3,000-node chain needs more
-    # than Python's default limit of 1,000 (a torchviz user has to raise it too).
+def timed_make_dot(root, params):
+    """(torchviz's graph, seconds to make it). make_dot recurses once per op along a
+    path: the 3,000-node chain needs more than Python's default limit of 1,000 (a
+    torchviz user has to raise it too)."""
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 50_000))
     try:
         t0 = time.perf_counter()
         dot = torchviz.make_dot(root, params=params)
-        t1 = time.perf_counter()
+        return dot, time.perf_counter() - t0
     finally:
         sys.setrecursionlimit(limit)
+
+
+def peer_once(root, params) -> tuple[float, float, int, int]:
+    dot, made = timed_make_dot(root, params)
+    t1 = time.perf_counter()
     svg = dot.pipe(format="svg")
     t2 = time.perf_counter()
     nodes = sum(1 for line in dot.body if "->" not in line and "[" in line)
-    return t1 - t0, t2 - t1, nodes, len(svg)
+    return made, t2 - t1, nodes, len(svg)
 
 
 def ms(s: float) -> str:

@@ -14,6 +14,7 @@ from core.layout import LayoutCancelled
 class LayoutWorker(QtCore.QObject):
     finished = QtCore.Signal(int, object)  # request number, Layout
     failed = QtCore.Signal(int, str)  # request number, why
+    _done = QtCore.Signal(int, object)  # from the worker thread: request number, its Future
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -21,8 +22,6 @@ class LayoutWorker(QtCore.QObject):
         self.request = 0
         # Results cross back to the GUI thread through a queued connection.
         self._done.connect(self._on_done, QtCore.Qt.QueuedConnection)
-
-    _done = QtCore.Signal(int, object)
 
     def submit(self, job: Callable[[Callable[[], bool]], object]) -> int:
         """Run `job(cancelled)` in the worker; returns its number. Earlier requests
