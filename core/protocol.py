@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .model import data as data_model, devices as devices_model
 from .model.backward import BackwardStep, BackwardTrace, GradInfo
 from .model.graph import Edge, Graph, ModuleNode, OpNode, SavedNode, TensorNode
 from .model.run import RunError, RunResult
@@ -100,12 +101,16 @@ class ErrorReply:
     traceback: str = ""
 
 
+# Each panel's own messages live beside its model (core/model/<panel>.py: MESSAGES, REPLY_TO).
+EXTENSIONS = (data_model, devices_model)
 REPLY_TO = {RunRequest: RunResult, BackwardRequest: RunResult, ZeroGradsRequest: RunResult,
             ValuesRequest: ValuesReply}
+for _module in EXTENSIONS:
+    REPLY_TO.update(_module.REPLY_TO)
 TYPES = {t.__name__: t for t in (
     RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, Hello, ValuesReply, ErrorReply, OutputChunk,
     RunResult, RunError, Graph, TensorNode, OpNode, SavedNode, ModuleNode, Edge, TensorValues, Stats,
-    BackwardTrace, BackwardStep, GradInfo)}
+    BackwardTrace, BackwardStep, GradInfo, *(t for m in EXTENSIONS for t in m.MESSAGES))}
 _FIELDS = {t: [f.name for f in dataclasses.fields(t)] for t in TYPES.values()}
 
 

@@ -126,6 +126,7 @@ class Pending:
     answered: bool = False  # its reply came
     stop_wanted: bool = False  # interrupt it as soon as it starts
     printed: bool = False  # some of its output was pushed already
+    standing: bool = False  # not about one run's namespace (request(after_run=False))
 
 
 class Session(QtCore.QObject):
@@ -137,6 +138,8 @@ class Session(QtCore.QObject):
     event = QtCore.Signal(str)  # a sentence for the user: died, restarted, …
     output = QtCore.Signal(str, str, bool)  # stream, text, first of this run: printed as it runs
     frozen_changed = QtCore.Signal(bool)  # no heartbeat: the kernel is frozen (or back)
+    replied = QtCore.Signal(object, object)  # request, its reply: for `request()`'s requests
+    pushed = QtCore.Signal(object)  # a message the kernel sent on its own (a device sample, …)
 
     def __init__(self, kernel=None, parent: QtCore.QObject | None = None, filename: str = "<editor>",
                  cwd: str | None = None):
@@ -157,6 +160,7 @@ class Session(QtCore.QObject):
         self.current: Pending | None = None
         self.next_run: RunRequest | None = None  # the latest text, waiting for the kernel
         self.queue: list[object] = []  # other requests, waiting behind the current one
+        self.standing: list[object] = []  # requests not tied to a run (sent first)
         self._bootstrap_id: str | None = None
         self._bootstrap_error = ""
         self.needs_run = True  # a fresh kernel holds no script's tensors yet
@@ -228,6 +232,19 @@ class Session(QtCore.QObject):
             self.queue.append(ValuesRequest(node_id, name))
             self._send_next()
 
+    def request(self, request, after_run: bool = True) -> bool:
+        """Send any other request (a batch, a slice, a sampler setting); its answer
+        comes back through `replied`. With `after_run` it is about the last run's
+        namespace: refused (False) while that run is not the current text's, and
+        dropped when the text changes before it goes."""
+        if not after_run:
+            if self.state in ("dead", "broken"):
+                return False
+            self.standing.append(request)
+            self._send_next()
+            return True
+        return not self.needs_run and self._after_run(request)
+
     def _after_run(self, request) -> bool:
         if not self.is_ready or self.next_run is not None or self.answered_run != self.run_id:
             return False
@@ -263,7 +280,10 @@ class Session(QtCore.QObject):
     def _send_next(self) -> None:
         if self.state != "idle" or self.current is not None:
             return
-        if self.next_run is not None:
+        standing = False
+        if self.standing:
+            request, standing = self.standing.pop(0), True
+        elif self.next_run is not None:
             request, self.next_run = self.next_run, None
         elif self.queue:
             request = self.queue.pop(0)
@@ -271,7 +291,7 @@ class Session(QtCore.QObject):
             return
         data, buffers = encode(request)
         msg_id = self.kernel.send_comm(self.comm_id, data, buffers)
-        self.current = Pending(msg_id, request, self.run_id)
+        self.current = Pending(msg_id, request, self.run_id, standing=standing)
         self._set_state("running")
 
     # --- kernel messages ------------------------------------------------------
@@ -333,6 +353,9 @@ class Session(QtCore.QObject):
         except ProtocolError as exc:
             self.event.emit(f"Could not read the kernel's answer: {exc}")
             return
+        if reply_to is None:
+            self.pushed.emit(reply)
+            return
         pending = self.current
         if pending is None or reply_to != pending.msg_id:
             return  # an answer to a request forgotten by a restart
@@ -357,13 +380,17 @@ class Session(QtCore.QObject):
         elif isinstance(reply, ValuesReply):
             if pending.run_id == self.answered_run and reply.values is not None:
                 self.values_ready.emit(reply.node_id, reply.values)
-        elif isinstance(reply, RunResult) and latest:
+        elif isinstance(reply, RunResult):
+            if not latest:
+                return
             if isinstance(pending.request, RunRequest):
                 self.answered_run = pending.run_id
                 self.needs_run = False
                 self.run_result.emit(reply)
             else:
                 self.backward_result.emit(reply)
+        elif latest or pending.standing:
+            self.replied.emit(pending.request, reply)
 
     def _finish(self) -> None:
         self.ignored_timer.stop()
@@ -411,6 +438,7 @@ class Session(QtCore.QObject):
         self.current = None
         self.next_run = None
         self.queue.clear()
+        self.standing.clear()
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

@@ -17,7 +17,10 @@ import torch
 
 from ..protocol import (BackwardRequest, ErrorReply, Hello, OutputChunk, PROTOCOL_VERSION,
                         RunRequest, ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
+from . import data, devices
 from .runner import Runner
+
+EXTENSIONS = (data, devices)  # each has handlers(endpoint) -> {request type: handler}
 
 
 class Endpoint:
@@ -32,6 +35,8 @@ class Endpoint:
             ZeroGradsRequest: lambda r: self.runner.zero_grads(),
             ValuesRequest: lambda r: ValuesReply(r.node_id, self.runner.values(r.name)),
         }
+        for module in EXTENSIONS:
+            self.handlers.update(module.handlers(self))
         comm.on_msg(self.on_msg)
 
     def run(self, request: RunRequest):

@@ -10,7 +10,7 @@ from PySide6 import QtCore
 
 from core.model.graph import Graph
 from core.model.run import RunError, RunResult
-from core.protocol import (PROTOCOL_VERSION, BackwardRequest, ErrorReply, Hello, RunRequest,
+from core.protocol import (PROTOCOL_VERSION, BackwardRequest, ErrorReply, Hello, RunRequest, ZeroGradsRequest,
                            ValuesReply, ValuesRequest, decode, encode)
 from core.model.tensors import TensorValues
 from gui.session import Session
@@ -351,3 +351,27 @@ def test_a_fresh_kernel_needs_a_run_before_backward(session, kernel):
     session.restart()
     kernel.bootstrap()
     assert session.needs_run
+
+
+def test_other_requests_answer_through_replied_and_pushes_through_pushed(session, kernel, qtbot):
+    """request() is how panels beyond the graph ask the kernel (a batch, a slice);
+    messages the kernel sends on its own (reply_to None) come out of `pushed`."""
+    replied, pushed = [], []
+    session.replied.connect(lambda req, rep: replied.append((req, rep)))
+    session.pushed.connect(pushed.append)
+    session.start()
+    kernel.bootstrap()
+    assert not session.request(ValuesRequest("t", "x"))  # no run yet: nothing to ask about
+    assert session.request(ZeroGradsRequest(), after_run=False)  # not about a run: goes now
+    kernel.status("busy", kernel.sent[-1][0])
+    kernel.reply(Hello(PROTOCOL_VERSION, 2, "3.11", "2.x"), kernel.sent[-1][0])  # any reply type
+    kernel.status("idle", kernel.sent[-1][0])
+    assert [type(r) for r, _ in replied] == [ZeroGradsRequest]
+    session.run("x = 1")
+    kernel.answer()
+    assert session.request(ValuesRequest("t", "x"))
+    kernel.reply(Hello(PROTOCOL_VERSION, 1, "3.11", "2.x"), None)  # a push, mid-request
+    assert len(pushed) == 1 and isinstance(pushed[0], Hello)
+    session.run("x = 2")  # new text before the answer: the request is interrupted and dropped
+    kernel.reply(Hello(PROTOCOL_VERSION, 2, "3.11", "2.x"), kernel.sent[-1][0])  # any reply type
+    assert len(replied) == 1

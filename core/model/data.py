@@ -1,0 +1,7 @@
+"""Datasets, loaders and batches as they cross the wire (no torch): what the data
+panel draws. MESSAGES lists the types the protocol may carry; REPLY_TO pairs each
+request with its reply."""
+from __future__ import annotations
+
+MESSAGES: tuple = ()
+REPLY_TO: dict = {}
