@@ -20,10 +20,9 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from core.examples import EXAMPLES_DIR
 from gui.state import States
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = PROJECT_ROOT / "resources" / "examples"
 AUTOSAVE_MS = 2000
 KEEP_RECOVERABLE = 20
 _WINDOWS = itertools.count()  # windows made by this process (tests make many)
@@ -36,14 +35,6 @@ def settings_dir() -> Path:
         return Path(home)
     base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.AppConfigLocation)
     return Path(base or Path.home() / ".config") / "torchscope"
-
-
-def example_title(path: Path) -> str:
-    """An example's menu title: its first comment line, else its file name."""
-    first = path.read_text(encoding="utf-8").splitlines()[:1]
-    if first and first[0].startswith("#"):
-        return first[0].lstrip("# ").strip()
-    return path.stem
 
 
 def write_private(path: Path, text: str) -> None:

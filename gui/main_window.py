@@ -12,7 +12,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.layout import dot_available
 from gui.actions import Actions
-from gui.files import EXAMPLES_DIR, ScriptFiles, example_title
+from core.examples import CHAPTERS, EXAMPLES_DIR, example_title
+from gui.files import ScriptFiles
 from gui.lecture import LectureMode
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
@@ -147,9 +148,14 @@ class MainWindow(QtWidgets.QMainWindow):
         s.view.changed.connect(self._on_view)
 
         examples_menu = bar.addMenu("E&xamples")
-        for path in sorted(EXAMPLES_DIR.glob("*.py")):
-            act = examples_menu.addAction(example_title(path))
-            act.triggered.connect(lambda _=False, p=path: files.open_file(p, example=True))
+        for chapter, names in CHAPTERS:
+            if not names:
+                continue
+            menu = examples_menu.addMenu(chapter)
+            for name in names:
+                path = EXAMPLES_DIR / name
+                act = menu.addAction(example_title(path))
+                act.triggered.connect(lambda _=False, p=path: files.open_file(p, example=True))
 
         tools = self.addToolBar("Run")
         tools.setObjectName("RunToolbar")
