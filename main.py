@@ -1,6 +1,6 @@
 """Torchscope: open the app, or export a script's autograd graph without a window.
 
-    torchscope [SCRIPT.py]
+    torchscope [SCRIPT.py] [--existing CONNECTION_FILE]
     torchscope --export OUT.{json,dot,svg,png} SCRIPT.py [--backward NAME] [--timeout S]
                                                          [--collapse DEPTH]
 
@@ -25,6 +25,12 @@ Exit 0: OUT written, nothing on stderr. Exit 1: one line on stderr, OUT untouche
 out after N s and was stopped`, `SCRIPT[:LINE]: the script ended the Python process
 (exit N | signal N, name)`, `SCRIPT: cannot read the script: reason`, or
 `OUT: cannot write: reason`. Exit 2: one line, a bad `--backward NAME` or bad options.
+
+With `--existing CONNECTION_FILE` (a running Jupyter kernel's, as `jupyter console
+--existing` takes it) the app attaches to that kernel instead of starting its own, and
+`--export` runs SCRIPT there (`core.attach.export_in_kernel`): the graph comes back over
+the Comm and OUT is written here. That kernel is never stopped; `CONNECTION_FILE: reason`
+when it cannot be reached or used.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 EXPORT_SUFFIXES = (".json", ".dot", ".svg", ".png")
+DEVICES_FORMAT = "torchscope.devices/1"
 START_LIMIT = 60.0  # s for the child to start Python, import torch and read the script
 GRACE = 5.0  # s after --timeout: the child's own stop lands, the graph is traced and sent
 UNTYPED = ("ScriptTimeout", "ProcessEnded")  # errors whose line has no `Type:`
@@ -54,6 +61,9 @@ EPILOG = """examples:
   torchscope --export graph.svg model.py --backward loss
   torchscope --timeout 10 --export graph.png model.py
   torchscope --export graph.svg model.py --collapse 2   modules 2 deep as boxes
+  torchscope --existing kernel-1234.json           attach the app to a running kernel
+  torchscope --existing kernel-1234.json --export graph.json model.py
+  torchscope --devices [--json]                    CPU, RAM and GPUs, like nvidia-smi
 
 --export runs SCRIPT in a child Python process, in SCRIPT's folder. Exit 0: OUT
 written. Exit 1: an error in SCRIPT, a timeout, a crash, or OUT could not be
@@ -77,10 +87,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="call NAME.backward() after the script (ones as gradient if not scalar)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="stop the script after this many seconds (default 60)")
+    parser.add_argument("--existing", metavar="CONNECTION_FILE",
+                        help="attach to a running Jupyter kernel (its connection file) instead of "
+                             "starting one; with --export, the script runs there")
     parser.add_argument("--collapse", type=int, metavar="DEPTH",
                         help="--export: draw modules DEPTH deep and deeper as one box each "
                              "(1: the top-level models)")
+    parser.add_argument("--batch", metavar="NAME",
+                        help="--export OUT.png: draw DataLoader NAME's preview batch (the data panel's "
+                             "grid, labels under the tiles) instead of the graph")
+    parser.add_argument("--tensor", metavar="NAME",
+                        help="--export OUT.png: draw tensor NAME as the tensor view does (a heatmap, "
+                             "images or a grid, a plot) instead of the graph")
+    parser.add_argument("--devices", action="store_true",
+                        help="print this machine's CPU, RAM and GPUs (or why there is none), like nvidia-smi")
+    parser.add_argument("--json", action="store_true",
+                        help=f"--devices: one sample as JSON ({DEVICES_FORMAT})")
     args = parser.parse_args(argv)
+    if args.json and not args.devices:
+        parser.error("--json needs --devices")
     if args.export is not None:
         if not args.export.endswith(EXPORT_SUFFIXES):
             parser.error(f"OUT must end in one of {', '.join(EXPORT_SUFFIXES)}")
@@ -92,6 +117,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             parser.error("--collapse DEPTH must be 1 or more")
     elif args.collapse is not None:
         parser.error("--collapse DEPTH needs --export OUT")
+    if args.batch is not None and not (args.export or "").endswith(".png"):
+        parser.error("--batch NAME needs --export OUT.png")
+    if args.tensor is not None and not (args.export or "").endswith(".png"):
+        parser.error("--tensor NAME needs --export OUT.png")
     return args
 
 
@@ -127,7 +156,7 @@ def _process_ended(returncode: int, fault_text: str, path: str, started: bool):
     return RunError("ProcessEnded", f"{what} ({how})", int(match.group(1)) if match else None)
 
 
-def run_child(script: str, backward: str | None, timeout: float):
+def run_child(script: str, backward: str | None, timeout: float, tensor: str | None = None):
     """Run SCRIPT in a watched child process (`core.kernel.export_child`) and return
     its RunResult; a timeout, a dead child or a garbled answer become its RunError.
     The child's whole process group is dead when this returns."""
@@ -141,7 +170,7 @@ def run_child(script: str, backward: str | None, timeout: float):
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "core.kernel.export_child", str(write_fd), str(fault.fileno()),
-             repr(timeout), backward or "", path],
+             repr(timeout), backward or "", path, *([tensor] if tensor else [])],
             cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"}, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(write_fd, fault.fileno()), start_new_session=True)
@@ -235,7 +264,8 @@ def quiet_stderr():
         os.close(null)
 
 
-def render(result, out: str, collapse: int | None = None, script_backward: bool = False) -> bytes:
+def render(result, out: str, collapse: int | None = None, script_backward: bool = False,
+           batch: str | None = None) -> bytes:
     """OUT's bytes, by its suffix: JSON, DOT and SVG written by `core.export`, PNG
     drawn by the graph panel's scene. `collapse`: modules that deep as boxes;
     `script_backward`: `result.backward` is the script's own call (no --backward)."""
@@ -244,7 +274,7 @@ def render(result, out: str, collapse: int | None = None, script_backward: bool 
 
         if out.endswith(".json"):
             text = to_json(result.graph, result.backward, collapse=collapse,
-                           script_backward=script_backward)
+                           script_backward=script_backward, kernel=result.kernel, datasets=result.data)
         elif out.endswith(".dot"):
             text = to_dot(result.graph, collapse)
         else:
@@ -258,6 +288,14 @@ def render(result, out: str, collapse: int | None = None, script_backward: bool 
         from gui.graph_scene import render_graph
 
         app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841
+        if getattr(result, "tensor_view", None) is not None:
+            from gui.panels.tensor_view import render_png
+
+            return render_png(result.tensor_view)
+        if batch is not None:
+            from gui.panels.data import render_batch
+
+            return render_batch(next(i.batch for i in result.data if i.name == batch))
         return render_graph(result.graph.without_saved(), out.rsplit(".", 1)[1],
                             trace=result.backward, collapse=collapse)
 
@@ -267,7 +305,8 @@ def _interrupted(signum, frame):
 
 
 def export(out: str, script: str, backward: str | None, timeout: float,
-           collapse: int | None = None) -> int:
+           collapse: int | None = None, existing: str | None = None, batch: str | None = None,
+           tensor: str | None = None) -> int:
     """Exit 0 and write OUT; otherwise one line on stderr, exit 1 (2 for --backward),
     and OUT untouched. The flow is in this module's docstring."""
     # Decoding, laying out and writing one graph of 10,000s of objects: a fifth faster
@@ -275,23 +314,33 @@ def export(out: str, script: str, backward: str | None, timeout: float,
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _export(out, script, backward, timeout, collapse)
+        return _export(out, script, backward, timeout, collapse, existing, batch, tensor)
     finally:
         if enabled:
             gc.enable()
 
 
-def _export(out: str, script: str, backward: str | None, timeout: float, collapse: int | None) -> int:
+def _export(out: str, script: str, backward: str | None, timeout: float, collapse: int | None,
+            existing: str | None = None, batch: str | None = None, tensor: str | None = None) -> int:
     from core.kernel.export_child import read_script
 
     try:
-        read_script(script)
+        code = read_script(script)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{script}: cannot read the script: {reason(exc)}", file=sys.stderr)
         return 1
     previous = signal.signal(signal.SIGTERM, _interrupted)  # so the child's group dies too
     try:
-        result = run_child(script, backward, timeout)
+        if existing is not None:
+            from core.attach import AttachError, export_in_kernel
+
+            try:
+                result = export_in_kernel(existing, script, code, backward, timeout)
+            except AttachError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+        else:
+            result = run_child(script, backward, timeout, tensor=tensor)
     except KeyboardInterrupt:
         print(f"{script}: interrupted", file=sys.stderr)
         return 130
@@ -300,15 +349,24 @@ def _export(out: str, script: str, backward: str | None, timeout: float, collaps
     if result.error is not None:
         print(error_line(result.error, script), file=sys.stderr)
         return 2 if result.error.phase == "backward" else 1
+    if batch is not None and not any(i.name == batch and i.batch is not None for i in result.data):
+        print(f"{script}: no DataLoader named {batch!r} (--batch NAME)", file=sys.stderr)
+        return 2
+    if tensor is not None:
+        view = getattr(result, "tensor_view", None)
+        if view is None or view.kind == "gone":
+            print(f"{script}: no tensor named {tensor!r} (--tensor NAME)"
+                  + (" (not available with --existing)" if existing else ""), file=sys.stderr)
+            return 2
     try:
-        write_atomically(out, render(result, out, collapse, script_backward=backward is None))
+        write_atomically(out, render(result, out, collapse, script_backward=backward is None, batch=batch))
     except OSError as exc:
         print(f"{out}: cannot write: {reason(exc)}", file=sys.stderr)
         return 1
     return 0
 
 
-def open_app(file: str | None) -> int:
+def open_app(file: str | None, existing: str | None = None) -> int:
     from PySide6 import QtGui, QtWidgets
 
     from gui.main_window import MainWindow
@@ -319,18 +377,42 @@ def open_app(file: str | None) -> int:
     icon = ROOT / "resources" / "icons" / "torchscope.svg"
     if icon.exists():
         app.setWindowIcon(QtGui.QIcon(str(icon)))
-    window = MainWindow()
+    window = MainWindow(existing=existing)
     if file:
         window.open_file(Path(file))
     window.show()
     return app.exec()
 
 
+def print_devices(as_json: bool, interval: float = 0.5) -> int:
+    """`--devices`: the devices as the kernel's sampler reads them, here (torch is
+    imported: CUDA is asked, never initialized). Two readings `interval` s apart give
+    the CPU's utilization."""
+    import json
+
+    from core.kernel.devices import Probe
+    from core.model.devices import devices_table, sample_to_dict
+
+    probe = Probe()
+    inventory = probe.inventory()
+    probe.sample()
+    time.sleep(interval)
+    sample = probe.sample()
+    if as_json:
+        print(json.dumps(sample_to_dict(inventory, sample), indent=1))
+    else:
+        print(devices_table(inventory, sample))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.export is not None:
-        return export(args.export, args.script, args.backward, args.timeout, args.collapse)
-    return open_app(args.script)
+        return export(args.export, args.script, args.backward, args.timeout, args.collapse,
+                      args.existing, args.batch, args.tensor)
+    if args.devices:
+        return print_devices(args.json)
+    return open_app(args.script, args.existing)
 
 
 if __name__ == "__main__":

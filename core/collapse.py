@@ -53,25 +53,24 @@ def _split(entry: str) -> tuple[str, int]:
     return name, int(call or 0)
 
 
-def collapse(graph: Graph, is_open: Callable[[str], bool]) -> Graph:
-    """The graph with every closed module (and all it holds) as one ModuleNode per call."""
-    group = drawn_as(graph, is_open)  # node id -> the id it is drawn as
+def collapse(graph: Graph, is_open: Callable[[str], bool], group: dict[str, str] | None = None) -> Graph:
+    """The graph with every closed module (and all it holds) as one ModuleNode per call.
+    `group`: `drawn_as(graph, is_open)` when the caller has it already."""
+    group = drawn_as(graph, is_open) if group is None else group  # node id -> the id it is drawn as
     boxes: dict[str, ModuleNode] = {}
+    nodes = []
     for n in graph.nodes:
         box_id = group[n.id]
-        if box_id != n.id:
-            name, call = _split(box_id[2:])
-            box = boxes.setdefault(box_id, ModuleNode(box_id, f"mod:{box_id[2:]}", name,
-                                                      graph.modules.get(name, "Module"), 0, call=call))
-            box.ops += n.kind == "op"
-    nodes, placed = [], set()
-    for n in graph.nodes:
-        drawn = group[n.id]
-        if drawn == n.id:
+        if box_id == n.id:
             nodes.append(n)
-        elif drawn not in placed:
-            placed.add(drawn)
-            nodes.append(boxes[drawn])
+            continue
+        box = boxes.get(box_id)
+        if box is None:
+            name, call = _split(box_id[2:])
+            box = boxes[box_id] = ModuleNode(box_id, f"mod:{box_id[2:]}", name,
+                                             graph.modules.get(name, "Module"), 0, call=call)
+            nodes.append(box)  # where its first node was
+        box.ops += n.kind == "op"
     seen, edges = set(), []
     for e in graph.edges:
         pair = (group[e.src], group[e.dst])
@@ -86,24 +85,35 @@ def collapse_to_depth(graph: Graph, depth: int) -> Graph:
     return collapse(graph, lambda m: m.count(".") + 1 < depth)
 
 
-def readable_depth(graph: Graph, limit: int = READABLE) -> int | None:
+def readable_depth(graph: Graph, limit: int = READABLE, home: dict[str, list[str]] | None = None) -> int | None:
     """The deepest level to collapse at that keeps the picture under `limit` nodes
-    (None: small enough open)."""
+    (None: small enough open). `home`: `scopes(graph)` when the caller has it."""
     if len(graph.nodes) <= limit or not graph.modules:
         return None
+    home = scopes(graph) if home is None else home
     deepest = max(m.count(".") + 1 for m in graph.modules)
     for depth in range(deepest, 0, -1):
-        if len(collapse_to_depth(graph, depth).nodes) <= limit:
+        # as many nodes as collapse_to_depth draws: one per distinct id drawn
+        if len(set(drawn_as(graph, lambda m: m.count(".") + 1 < depth, home).values())) <= limit:
             return depth
     return 1
 
 
-def drawn_as(graph: Graph, is_open: Callable[[str], bool]) -> dict[str, str]:
+def drawn_as(graph: Graph, is_open: Callable[[str], bool], home: dict[str, list[str]] | None = None) -> dict[str, str]:
     """node id of the full graph -> the id it is drawn as (itself, or its module call's
-    box): so a backward step inside a closed module lights the box, and search finds it."""
-    home = scopes(graph)
+    box): so a backward step inside a closed module lights the box, and search finds it.
+    `home`: `scopes(graph)` when the caller has it (it depends on the graph only)."""
+    home = scopes(graph) if home is None else home
+    closed: dict[str, bool] = {}  # "name#call" -> whether that module is closed (asked once each)
     out = {}
     for n in graph.nodes:
-        closed = next((e for e in home.get(n.id, ()) if not is_open(_split(e)[0])), None)
-        out[n.id] = n.id if closed is None else f"m:{closed}"
+        drawn = n.id
+        for entry in home.get(n.id, ()):
+            shut = closed.get(entry)
+            if shut is None:
+                shut = closed[entry] = not is_open(_split(entry)[0])
+            if shut:
+                drawn = f"m:{entry}"
+                break
+        out[n.id] = drawn
     return out

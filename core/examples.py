@@ -10,9 +10,10 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "examples"
 
 # (chapter, [file names in resources/examples, in menu order])
 CHAPTERS: list[tuple[str, list[str]]] = [
-    ("Tensors", []),
-    ("Data: Dataset, DataLoader, transforms", []),
-    ("GPU", ["08_gpu.py"]),
+    ("Tensors", ["10_tensor_attributes.py", "11_tensor_creation.py"]),
+    ("Data: Dataset, DataLoader, transforms", [
+        "21_fashion_mnist_dataloader.py", "22_custom_dataset.py", "23_transforms_one_hot.py"]),
+    ("GPU", ["08_gpu.py", "31_cuda_tensors.py", "32_data_parallel.py"]),
     ("Autograd and the computation graph", [
         "01_computation_graph.py", "02_mean_of_squares.py", "03_module_with_loss.py",
         "04_custom_function.py", "05_no_grad_and_detach.py", "06_vector_backward.py",

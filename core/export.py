@@ -8,6 +8,7 @@ backward as they stand at the end of its replay (`badge_sizes`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -15,8 +16,11 @@ from .collapse import collapse_to_depth, drawn_as
 from .labels import node_lines
 from .layout import DEFAULT_METRICS, Box, Layout, Metrics, badge_sizes, layout_graph
 from .model.backward import Badge, BackwardTrace, step_view, trace_to_dict
+from .model.devices import memory_by_device
 from .model.graph import Graph, graph_to_dict
-from .style import RETAINS_GRAD_BORDER, STYLE, style_of
+from .model.data import info_to_dict
+from .model.run import KernelInfo
+from .style import EDGE_COLOUR, RETAINS_GRAD_BORDER, STYLE, style_of
 from .svg import to_svg as _draw_svg
 
 
@@ -73,18 +77,21 @@ def _steps(trace: BackwardTrace, mapping: dict[str, str]) -> list[dict]:
 
 
 def to_json(graph: Graph, backward: BackwardTrace | None = None, *, collapse: int | None = None,
-            script_backward: bool = False, boxes: bool = True) -> str:
+            script_backward: bool = False, boxes: bool = True, kernel: KernelInfo | None = None,
+            datasets: list | None = None) -> str:
     """The `torchscope.graph/1` document. With a recorded backward, adds `"backward"`
     (one entry per executed node) and `"badges"` (their room at the end of the replay);
     `script_backward`: that backward is the script's own call, described under
     `"script_backward"` too. `collapse`: modules that deep and deeper as `"module"`
-    nodes. `boxes`: each node's `"box"` in the drawing (the layout's cost)."""
+    nodes. `boxes`: each node's `"box"` in the drawing (the layout's cost). `"kernel"`:
+    the process that ran the script (pid, hostname, python, torch), null if unknown."""
     if boxes:
         d = drawing(graph, backward, collapse)
         shown, mapping = d.graph, d.drawn_as
     else:
         (shown, mapping), d = collapsed(graph, collapse), None
     data = graph_to_dict(shown)
+    data["memory"] = memory_by_device(graph)  # named tensors per device, each storage once
     if d is not None:
         rects = d.layout.boxes
         for node in data["nodes"]:
@@ -98,6 +105,9 @@ def to_json(graph: Graph, backward: BackwardTrace | None = None, *, collapse: in
                                        "call": getattr(backward, "call", None),
                                        "of": getattr(backward, "calls", None),
                                        "steps": data["backward"]}
+    data["kernel"] = dataclasses.asdict(kernel) if kernel is not None else None
+    if datasets:  # the script's Datasets and DataLoaders (core.model.data.DataInfo)
+        data["data"] = [info_to_dict(i) for i in datasets if i.kind in ("dataset", "loader")]
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -124,7 +134,12 @@ def to_dot(graph: Graph, collapse: int | None = None) -> str:
             attrs.append("penwidth=2")
         out.append(f"  {_dot_id(n.id)} [{', '.join(attrs)}];")
     for e in graph.edges:
-        out.append(f"  {_dot_id(e.src)} -> {_dot_id(e.dst)};")
+        if e.kind is None:
+            out.append(f"  {_dot_id(e.src)} -> {_dot_id(e.dst)};")
+        else:
+            label = f", label={_quote(e.op)}" if e.op else ""
+            out.append(f"  {_dot_id(e.src)} -> {_dot_id(e.dst)} [style={'dashed' if e.kind == 'view' else 'dotted'}, "
+                       f"color={_quote(EDGE_COLOUR[e.kind])}{label}];")
     out.append("}")
     return "\n".join(out) + "\n"
 

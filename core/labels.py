@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 SMALL_GRAD = 4  # grads with at most this many values are written on the node
+SMALL_VALUES = 12  # tensors with at most this many values show them on the node
 
 
 def format_shape(shape) -> str:
@@ -22,7 +23,8 @@ def format_values(values) -> str:
         flat = [v for row in flat for v in row]
     if not isinstance(flat, list):
         flat = [flat]
-    return "[" + ", ".join(v if isinstance(v, str) else f"{v:.4g}" for v in flat) + "]"
+    return "[" + ", ".join(v if isinstance(v, str) else str(v) if isinstance(v, bool) else f"{v:.4g}"
+                           for v in flat) + "]"
 
 
 def format_grad(g, max_values: int | None = None) -> str:
@@ -51,19 +53,47 @@ def node_lines(node) -> list[str]:
                 f"{node.ops} op{'s' if node.ops != 1 else ''} ▸"]
     if node.kind == "saved":
         return [f"saved {node.name}", "freed" if node.freed else format_shape(node.shape)]
+    if node.kind == "array":
+        return [node.name, f"ndarray {format_shape(node.shape)} {node.dtype}"] + value_lines(node)
     title = node.name if node.name else "(unnamed leaf)"
     lines = [title, f"{format_shape(node.shape)} {node.dtype}"]
     if node.device != "cpu":
         lines[1] += f" {node.device}"
+    if node.origin and not node.grad_fn:
+        lines.append(f"= {format_call(node.origin)}")
     if node.cut:
         lines.append(f"cut off by {node.cut}")
     elif node.is_leaf:
         lines.append("leaf, requires_grad" if node.requires_grad else "leaf, no grad")
     elif node.retains_grad:
         lines.append("retains_grad")
+    lines += value_lines(node)
+    if node.inplace:
+        lines.append("in place: " + ", ".join(dict.fromkeys(op.split(" ")[0] for op in node.inplace)))
     if node.grad is not None and math.prod(node.shape) <= SMALL_GRAD:
         lines.append("grad " + format_values(node.grad))
     return lines
+
+
+def format_call(op: str) -> str:
+    """A torch function's name as a call: `cat(…)`, indexing as `[…]`."""
+    return "[…]" if op == "__getitem__" else f"{op}(…)"
+
+
+def value_lines(node) -> list[str]:
+    """A small tensor's (or array's) values on its node: one line for 0-d and 1-d,
+    a line a row for a matrix; nothing for more values than SMALL_VALUES."""
+    values, shape = node.values, node.shape
+    if values is None or math.prod(shape) > SMALL_VALUES or math.prod(shape) == 0 or len(shape) > 2:
+        return []
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype.kind == "c":
+        return []
+    if len(shape) == 0:
+        return ["= " + format_values(flat)[1:-1]]
+    if len(shape) == 1:
+        return [format_values(flat)]
+    return [format_values(flat[r * shape[1]:(r + 1) * shape[1]]) for r in range(shape[0])]
 
 
 def node_tooltip(node) -> str:
@@ -74,6 +104,8 @@ def node_tooltip(node) -> str:
     if node.kind == "saved":
         state = "freed by backward()" if node.freed else f"shape {tuple(node.shape)}, {node.dtype}"
         return f"saved tensor '{node.name}'\n{state}"
+    if node.kind == "array":
+        return f"{node.name}: NumPy array\nshape {tuple(node.shape)}, {node.dtype}"
     return "\n".join([
         node.name or "(unnamed leaf)", f"shape {tuple(node.shape)}", f"dtype {node.dtype}",
         f"device {node.device}", f"requires_grad {node.requires_grad}", f"is_leaf {node.is_leaf}",

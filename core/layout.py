@@ -63,8 +63,9 @@ class Layout:
     below: dict[str, Box] = field(default_factory=dict)  # room kept under a node (its badge)
 
 
-def node_size(node, metrics: Metrics = DEFAULT_METRICS) -> tuple[float, float]:
-    lines = node_lines(node)
+def node_size(node, metrics: Metrics = DEFAULT_METRICS, lines: list[str] | None = None) -> tuple[float, float]:
+    """(w, h) of `node`'s box; `lines`: its `node_lines`, when the caller has them."""
+    lines = node_lines(node) if lines is None else lines
     return (max(len(s) for s in lines) * metrics.char_w + 2 * metrics.pad_x,
             len(lines) * metrics.line_h + 2 * metrics.pad_y)
 
@@ -175,12 +176,14 @@ def _push_apart(row: list[str], wish: dict[str, float], width: dict[str, float],
 def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None = None,
                  sweeps: int = 3, metrics: Metrics = DEFAULT_METRICS,
                  cancelled: Callable[[], bool] = lambda: False,
-                 below: dict[str, tuple[float, float]] | None = None) -> Layout:
+                 below: dict[str, tuple[float, float]] | None = None,
+                 lines: dict[str, list[str]] | None = None) -> Layout:
     """Positions for every node of `graph`. `previous` maps node key -> (x, y) of the
     last drawing; those nodes keep their x where the new layering allows, if the two
     graphs are alike (an unrelated script that shares a name starts afresh). `below`
     maps node id -> (w, h) to keep free under that node (a gradient badge): nothing
-    overlaps it. Raises LayoutCancelled when `cancelled()` turns true between sweeps."""
+    overlaps it. `lines`: node id -> its `node_lines`, when the caller has them. Raises
+    LayoutCancelled when `cancelled()` turns true between sweeps."""
     ids = [n.id for n in graph.nodes]
     if not ids:
         return Layout({}, 0.0, 0.0)
@@ -194,7 +197,8 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
             succ[e.src].append(e.dst)
             pred[e.dst].append(e.src)
     layer = assign_layers(ids, succ, pred)
-    size = {n: node_size(node_by_id[n], metrics) for n in ids}
+    lines = lines or {}
+    size = {n: node_size(node_by_id[n], metrics, lines.get(n)) for n in ids}
     width = {n: max(size[n][0], below[n][0]) if n in below else size[n][0] for n in ids}
 
     rows: dict[int, list[str]] = defaultdict(list)

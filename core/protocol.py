@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import data as data_model, devices as devices_model
+from .model import data as data_model, devices as devices_model, tensor_view as tensor_view_model
+from .model import creation as creation_model
 from .model.backward import BackwardStep, BackwardTrace, GradInfo
-from .model.graph import Edge, Graph, ModuleNode, OpNode, SavedNode, TensorNode
-from .model.run import RunError, RunResult
+from .model.graph import ArrayNode, Edge, Graph, ModuleNode, OpNode, SavedNode, TensorNode
+from .model.run import KernelInfo, RunError, RunResult
 from .model.tensors import Stats, TensorValues
 
 PROTOCOL_VERSION = 2
@@ -69,6 +70,17 @@ class ValuesRequest:
     name: str
 
 
+@dataclass
+class ExportRequest:
+    """Run a script as `torchscope --export` runs it (every grad kept, no values,
+    `backward` recorded), in a Runner of its own: the kernel's last run is left as it
+    was. Sent by `--existing FILE --export`; answered with a RunResult."""
+    code: str
+    filename: str
+    cwd: str | None = None  # used only where the kernel has that folder
+    backward: str | None = None
+
+
 # --- replies and pushes (kernel -> window) -----------------------------------------------
 
 @dataclass
@@ -77,6 +89,7 @@ class Hello:
     pid: int
     python: str
     torch: str
+    hostname: str = ""  # "" from a kernel side older than this field
 
 
 @dataclass
@@ -102,14 +115,14 @@ class ErrorReply:
 
 
 # Each panel's own messages live beside its model (core/model/<panel>.py: MESSAGES, REPLY_TO).
-EXTENSIONS = (data_model, devices_model)
+EXTENSIONS = (data_model, devices_model, tensor_view_model, creation_model)
 REPLY_TO = {RunRequest: RunResult, BackwardRequest: RunResult, ZeroGradsRequest: RunResult,
-            ValuesRequest: ValuesReply}
+            ValuesRequest: ValuesReply, ExportRequest: RunResult}
 for _module in EXTENSIONS:
     REPLY_TO.update(_module.REPLY_TO)
 TYPES = {t.__name__: t for t in (
-    RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, Hello, ValuesReply, ErrorReply, OutputChunk,
-    RunResult, RunError, Graph, TensorNode, OpNode, SavedNode, ModuleNode, Edge, TensorValues, Stats,
+    RunRequest, BackwardRequest, ZeroGradsRequest, ValuesRequest, ExportRequest, KernelInfo, Hello, ValuesReply, ErrorReply, OutputChunk,
+    RunResult, RunError, Graph, TensorNode, ArrayNode, OpNode, SavedNode, ModuleNode, Edge, TensorValues, Stats,
     BackwardTrace, BackwardStep, GradInfo, *(t for m in EXTENSIONS for t in m.MESSAGES))}
 _FIELDS = {t: [f.name for f in dataclasses.fields(t)] for t in TYPES.values()}
 

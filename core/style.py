@@ -13,17 +13,23 @@ STYLE = {
     "freed": ("#ffffff", "#9e9e9e"),
     "cut": ("#eeeeee", "#c62828"),  # made by detach() or under no_grad: no history
     "module": ("#e0f2f1", "#00695c"),  # a collapsed nn.Module: its ops in one box
+    "array": ("#e8eaf6", "#3949ab"),  # a NumPy array
 }
 LEGEND = [("leaf", "leaf tensor (requires_grad)"), ("leaf_nograd", "tensor without grad"),
           ("nonleaf", "non-leaf tensor"), ("op", "grad_fn node"),
           ("accumulate", "AccumulateGrad"), ("saved", "saved tensor"),
-          ("cut", "cut off (detach / no_grad)"), ("module", "module (double-click opens)")]
+          ("cut", "cut off (detach / no_grad)"), ("module", "module (double-click opens)"),
+          ("array", "NumPy array")]
+# Edges autograd does not draw: dashed "shares storage" (base -> view), dotted "data"
+# (a torch call without autograd: named input -> named output).
+EDGE_DASH = {"view": (6, 4), "data": (2, 3)}
+EDGE_COLOUR = {"view": "#3949ab", "data": "#6d6d6d"}
 RETAINS_GRAD_BORDER = "#c79100"
 
 
 def style_of(node) -> str:
-    if node.kind == "module":
-        return "module"
+    if node.kind in ("module", "array"):
+        return node.kind
     if node.kind == "op":
         return "accumulate" if node.name == "AccumulateGrad" else "op"
     if node.kind == "saved":

@@ -17,7 +17,7 @@ import re
 
 from .labels import badge_text, node_lines
 from .layout import DEFAULT_METRICS, Box, Layout, Metrics
-from .style import RETAINS_GRAD_BORDER, STYLE, style_of
+from .style import EDGE_COLOUR, EDGE_DASH, RETAINS_GRAD_BORDER, STYLE, style_of
 
 # The panel's colours that are not node colours (they live in gui/theme.py, which is Qt).
 EDGE = "#555555"
@@ -90,7 +90,7 @@ def to_svg(graph, layout: Layout, badges: dict | None = None, metrics: Metrics =
 
     # Edges under the nodes, as in the panel: a few long paths.
     num = _num
-    segs = []
+    segs, extra = [], {}
     for e in graph.edges:
         src, dst = boxes.get(e.src), boxes.get(e.dst)
         if src is None or dst is None:
@@ -99,10 +99,15 @@ def to_svg(graph, layout: Layout, badges: dict | None = None, metrics: Metrics =
         x1, y1 = dst.x, dst.y - dst.h / 2
         bend = max(20.0, (y1 - y0) / 2)
         a, b, c = num(x0), num(x1), num(y1)
-        segs.append(f"M{a} {num(y0)}C{a} {num(y0 + bend)} {b} {num(y1 - bend)} {b} {c}"
-                    f"M{num(x1 - 5)} {num(y1 - 9)}L{b} {c}L{num(x1 + 5)} {num(y1 - 9)}")
+        (segs if e.kind is None else extra.setdefault(e.kind, [])).append(
+            f"M{a} {num(y0)}C{a} {num(y0 + bend)} {b} {num(y1 - bend)} {b} {c}"
+            f"M{num(x1 - 5)} {num(y1 - 9)}L{b} {c}L{num(x1 + 5)} {num(y1 - 9)}")
     for i in range(0, len(segs), EDGES_PER_PATH):
         out.append(f'<path class="e" d="{"".join(segs[i:i + EDGES_PER_PATH])}"/>\n')
+    for kind, kind_segs in extra.items():  # view and data edges: dashed, their own colour
+        dash = " ".join(str(v) for v in EDGE_DASH[kind])
+        out.append(f'<path class="e" stroke="{EDGE_COLOUR[kind]}" stroke-dasharray="{dash}" '
+                   f'd="{"".join(kind_segs)}"/>\n')
 
     # Node boxes, then their labels in one text group.
     line_h, pad_y = metrics.line_h, metrics.pad_y

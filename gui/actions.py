@@ -7,12 +7,19 @@ the only module that knows both the Session and the states.
 from __future__ import annotations
 
 import ast
+import os
+import socket
 
 from PySide6 import QtCore
 
 from core.hooks import add_hook
 from core.labels import error_kind, explain_error
+from core.model.creation import PreviewReply, PreviewRequest
+from core.model.data import (BatchRequest, DataBatch, OfflineCopyReply, OfflineCopyRequest, Stages,
+                             StagesRequest)
+from core.model.devices import DeviceSamples, SamplerReply, SamplerRequest
 from core.model.run import RunResult
+from core.model.tensor_view import TensorView, TensorViewRequest
 from gui.session import STATUS_TEXT, Session
 from gui.state import States
 
@@ -31,6 +38,9 @@ class Actions(QtCore.QObject):
         self.debounce = QtCore.QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self.debounce.timeout.connect(self.run_now)
         states.script.edited.connect(self._on_edited)
+        # The tensor view asks first: its picture is what the click is for; the
+        # inspector's full statistics of a big tensor follow.
+        states.selection.changed.connect(self.view_tensor)
         states.selection.changed.connect(self._on_selected)
         session.state_changed.connect(lambda s: states.kernel.set_status(STATUS_TEXT[s]))
         session.event.connect(states.kernel.event)
@@ -40,6 +50,15 @@ class Actions(QtCore.QObject):
         session.values_ready.connect(states.run.set_values)
         session.output.connect(states.run.append_output)
         session.frozen_changed.connect(states.kernel.set_frozen)
+        session.described.connect(states.kernel.set_attached)
+        session.pushed.connect(self._on_pushed)
+        session.replied.connect(self._on_replied)
+        session.ready.connect(self._resume_sampling)
+        session.replied.connect(self._on_data_replied)
+        session.run_result.connect(self._view_tensor_again)
+        session.backward_result.connect(self._view_tensor_again)
+        session.replied.connect(self._on_tensor_view)
+        session.replied.connect(self._on_tensor_preview)
 
     # --- running -----------------------------------------------------------------
     def run_now(self, stop_after_call: int | None = None) -> None:
@@ -102,6 +121,7 @@ class Actions(QtCore.QObject):
     def show_run(self, result: RunResult) -> None:
         s = self.states
         s.run.set_result(result)
+        self._show_data(result)
         err = result.error
         if err is None:
             s.script.set_error(None)
@@ -121,6 +141,94 @@ class Actions(QtCore.QObject):
                                + (f"\n{plain}" if plain != err.message else ""))
         else:
             s.script.set_error(None)
+
+    # --- data: datasets, loaders, transforms ---------------------------------------------
+    def _show_data(self, result: RunResult) -> None:
+        """A run's datasets and loaders; the picked one's pictures are fetched again
+        only when its description changed (never on every keystroke)."""
+        data = self.states.data
+        if data.set_infos(result.data) or data.batch is None:
+            self.data_preview(0)
+
+    def pick_data(self, name: str) -> None:
+        self.states.data.pick(name)
+        self.data_preview(0)
+
+    def data_preview(self, index: int | None = None) -> None:
+        """Batch `index` (None: the one shown again, e.g. un-normalized) and the
+        transform strip of the dataset or loader picked."""
+        data = self.states.data
+        info = data.info()
+        if info is None or info.kind not in ("dataset", "loader"):
+            data.set_batch(None)
+            data.set_stages(None)
+            return
+        index = data.index if index is None else max(0, index)
+        if info.batches is not None:
+            index = min(index, max(0, info.batches - 1))
+        if self.session.request(BatchRequest(info.name, index, data.unnormalize)):
+            data.set_busy(True)
+            if data.stages is None or data.stages.name != info.name or index == 0:
+                self.session.request(StagesRequest(info.name, 0))
+
+    def set_unnormalize(self, on: bool) -> None:
+        self.states.data.set_view(unnormalize=on)
+        self.data_preview(None)
+
+    def use_offline_copy(self) -> None:
+        """Copy the offline FashionMNIST where the script looks for it, then rerun."""
+        missing = self.states.data.missing()
+        if missing is not None:
+            self.session.request(OfflineCopyRequest(missing.type, missing.root or missing.name), after_run=False)
+
+    def _on_data_replied(self, request, reply) -> None:
+        data = self.states.data
+        if isinstance(reply, DataBatch):
+            data.set_busy(False)
+            if reply.name == data.picked:
+                data.set_batch(reply)
+        elif isinstance(reply, Stages):
+            if reply.name == data.picked:
+                data.set_stages(reply)
+        elif isinstance(reply, OfflineCopyReply):
+            if reply.error:
+                data.message = f"Could not copy the offline data: {reply.error}"
+                self.states.kernel.event.emit(data.message)
+                data.infos_changed.emit()
+            else:
+                data.message = f"Copied {reply.files} files from {reply.source} into {reply.folder}."
+                self.states.kernel.event.emit(data.message + " Running the script again.")
+                self.run_now()
+
+    # --- devices -------------------------------------------------------------------
+    def set_sampling(self, on: bool) -> None:
+        """Start (the devices panel is shown) or pause (hidden) the kernel's sampler."""
+        self.states.devices.wanted = on
+        self._send_sampler()
+
+    def set_sample_rate(self, hz: float) -> None:
+        self.states.devices.set_rate(hz)
+        self._send_sampler()
+
+    def _resume_sampling(self) -> None:
+        """A fresh kernel's sampler is not running: start it if the panel is shown."""
+        if self.states.devices.wanted:
+            self._send_sampler()
+
+    def _send_sampler(self) -> None:
+        d = self.states.devices
+        if d.wanted or d.inventory is not None:  # never started: nothing to pause
+            self.session.request(SamplerRequest(d.wanted, d.rate_hz, os.getpid(), socket.gethostname()),
+                                 after_run=False)
+
+    def _on_pushed(self, message) -> None:
+        if isinstance(message, DeviceSamples):
+            self.states.devices.add_samples(message.samples)
+
+    def _on_replied(self, request, reply) -> None:
+        if isinstance(reply, SamplerReply):
+            self.states.devices.set_inventory(reply.inventory)
+            self.states.devices.add_sample(reply.sample)
 
     # --- backward ------------------------------------------------------------------
     def backward(self) -> None:
@@ -214,4 +322,99 @@ class Actions(QtCore.QObject):
         self.goto_line.emit(line)
         s.kernel.event.emit(f"Added a gradient hook on {op or node.name} at line {line} "
                             "(Ctrl+Z undoes it). Press Backward to see its effect.")
+        self.run_now()
+
+    # --- the tensor view ---------------------------------------------------------------
+    def view_tensor(self, node_id: str | None = None) -> None:
+        """Ask the kernel for the selected tensor as the tensor view draws it."""
+        s = self.states
+        tv = s.tensor_view
+        node_id = s.selection.node_id if node_id is None else node_id
+        graph = s.run.graph
+        node = None
+        if node_id and graph is not None:
+            try:
+                node = graph.node(node_id)
+            except KeyError:
+                node = None
+        if node is None or node.kind not in ("tensor", "array"):
+            tv.set_message(tv.PLACEHOLDER if node is None else
+                           "This is an autograd node, not a tensor: select a tensor (a box with a shape).")
+            return
+        if not getattr(node, "name", None):
+            tv.set_message("This tensor has no name in the script, so the kernel cannot find it again: "
+                           "bind it to a name to see its values.", node_id)
+            return
+        tv.show(node_id, node.name)
+        self._send_tensor_view()
+
+    def tensor_view_options(self, dims=None, index=None, mode: str | None = None,
+                            part: str | None = None) -> None:
+        """The user moved a slider, picked dims, toggled images/heatmap or the complex part."""
+        self.states.tensor_view.set_options(dims, index, mode, part)
+        if self.states.tensor_view.node_id:
+            self._send_tensor_view()
+
+    def _view_tensor_again(self, result) -> None:
+        """A new run (or a backward) answered: the same selection, the kernel's new tensor."""
+        if isinstance(result, RunResult) and result.graph is not None and result.error is None:
+            self.states.tensor_view.new_run()
+        self.view_tensor()
+
+    def _send_tensor_view(self) -> None:
+        tv = self.states.tensor_view
+        graph = self.states.run.graph
+        node = next((n for n in graph.nodes if n.id == tv.node_id), None) if graph is not None else None
+        request = TensorViewRequest(tv.node_id, tv.name, tv.dims, tv.index, tv.mode, tv.complex_part,
+                                    version=getattr(node, "version", None),
+                                    identity=tv.identities.get(tv.node_id))
+        # Slider steps faster than the kernel answers: only the latest one waits.
+        queue = getattr(self.session, "queue", None)
+        if isinstance(queue, list):
+            queue[:] = [r for r in queue if not isinstance(r, TensorViewRequest)]
+        if not self.session.request(request):
+            if self.session.needs_run:
+                tv.set_message("The kernel holds none of the script's tensors (it restarted): run the "
+                               "script again to see this tensor.", tv.node_id)
+
+    def _on_tensor_view(self, request, reply) -> None:
+        if isinstance(reply, TensorView):
+            self.states.tensor_view.set_view(reply)
+
+    # --- New tensor… ---------------------------------------------------------------------
+    def preview_tensor(self, code: str, stand_ins: list | None = None) -> None:
+        """Ask the kernel what one line from the New tensor dialog makes. It is not about
+        the run's namespace, so it goes after the request under way even when the graph
+        is stale; only the latest line waits."""
+        self.states.new_tensor.ask(code)
+        standing = getattr(self.session, "standing", None)
+        if isinstance(standing, list):
+            standing[:] = [r for r in standing if not isinstance(r, PreviewRequest)]
+        if not self.session.request(PreviewRequest(code, stand_ins or []), after_run=False):
+            self.states.new_tensor.set_message("No kernel to preview in: use Run → Restart kernel.")
+
+    def _on_tensor_preview(self, request, reply) -> None:
+        if isinstance(reply, PreviewReply):
+            self.states.new_tensor.set_reply(reply)
+
+    def insert_line(self, line: str, cursor) -> None:
+        """Write `line` into the script at `cursor` (a QTextCursor on the script's
+        document) as one undo step, then run: on an empty line it fills the line, at
+        the start of a line it goes above it, elsewhere below, with the line's indent.
+        The cursor ends at the end of the new line."""
+        cursor.beginEditBlock()
+        text = cursor.block().text()
+        indent = text[:len(text) - len(text.lstrip())]
+        if not text.strip():
+            cursor.movePosition(cursor.MoveOperation.EndOfBlock)
+            cursor.insertText(line)
+        elif cursor.positionInBlock() == 0:
+            cursor.insertText(f"{indent}{line}\n")
+            cursor.movePosition(cursor.MoveOperation.PreviousCharacter)
+        else:
+            cursor.movePosition(cursor.MoveOperation.EndOfBlock)
+            cursor.insertText(f"\n{indent}{line}")
+        cursor.endEditBlock()
+        self.states.kernel.event.emit(f"Inserted “{line.strip()}” at line {cursor.blockNumber() + 1} "
+                                      "(Ctrl+Z undoes it).")
         self.run_now()

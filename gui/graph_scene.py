@@ -1,13 +1,19 @@
 """The drawing of a graph: nodes, edges, and a backward step on top.
 
 Used by the graph panel and by the headless SVG/PNG export, so a file shows exactly
-what the window shows. Built to stay fast at tens of thousands of nodes: nodes too
-small to read are painted as plain boxes (or not at all), edges live in one path per
-horizontal band so that only the bands on screen are painted, and stepping a
-backward changes only what that step changes.
+what the window shows. Built to stay fast at tens of thousands of nodes: what a
+drawing needs beyond the graph and its layout (label lines, edge geometry, the
+overview) is plain data made off the GUI thread (`scene_data`); nodes too small to
+read are painted as plain boxes (or not at all); the scene's index finds the nodes
+on screen; edges are one `EdgeLayer` that strokes only the pieces on screen; and
+stepping a backward changes only what that step changes.
 """
 from __future__ import annotations
 
+import gc
+from dataclasses import dataclass
+
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.labels import badge_text, node_lines, node_tooltip
@@ -17,7 +23,6 @@ from core.model.graph import Graph
 from core.style import style_of
 from gui import theme
 
-EDGE_CELL = (2400.0, 600.0)  # scene units: edges are grouped by cells this big
 CHUNK = 1500  # node items made per event-loop turn (a bigger graph is drawn over several)
 DETAIL_PX = 5.0  # below this line height on screen a big graph shows only its overview
 LABEL_LOD = 0.3  # below this zoom labels are unreadable: boxes only
@@ -27,17 +32,17 @@ SPECK_PX = 2.0  # a node smaller than this on screen is not painted at all
 class NodeItem(QtWidgets.QGraphicsItem):
     """One node: a rounded box with its label lines. Painted by hand (cheap for 30,000)."""
 
-    def __init__(self, node, box: Box, font: QtGui.QFont, metrics: Metrics, border_width: float = 1.6):
+    def __init__(self, node, box: Box, font: QtGui.QFont, metrics: Metrics, border_width: float = 1.6,
+                 lines: list[str] | None = None, look: "Look | None" = None):
         super().__init__()
+        look = look or Look()
         self.node = node
-        self.lines = node_lines(node)
-        self.rect = QtCore.QRectF(-box.w / 2, -box.h / 2, box.w, box.h)
+        self.lines = node_lines(node) if lines is None else lines
+        self.rect, self.bounds = look.rects(box.w, box.h)
         self.font = font
         self.metrics = metrics
         self.border_width = border_width
-        fill, border = theme.STYLE[style_of(node)]
-        self.fill = QtGui.QColor(fill)
-        self.border = QtGui.QColor(border)
+        self.fill, self.border = look.colours[style_of(node)]
         self.setPos(box.x, box.y)
         self.setFlag(QtWidgets.QGraphicsItem.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
@@ -51,7 +56,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
         super().hoverEnterEvent(event)
 
     def boundingRect(self) -> QtCore.QRectF:
-        return self.rect.adjusted(-3, -3, 3, 3)
+        return self.bounds
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
@@ -94,17 +99,209 @@ class NodeItem(QtWidgets.QGraphicsItem):
             painter.drawText(r, QtCore.Qt.AlignCenter, line)
 
 
-def add_edge(path: QtGui.QPainterPath, src: Box, dst: Box) -> None:
-    """Add to `path` a cubic curve from the bottom of `src` to the top of `dst`,
-    with an arrowhead."""
+class Look:
+    """Qt objects many nodes share: one QColor pair per style, one rect per box size
+    (30,000 nodes need not make 90,000 small objects for the garbage collector to walk)."""
+
+    def __init__(self):
+        self.colours = {k: (QtGui.QColor(fill), QtGui.QColor(border)) for k, (fill, border) in theme.STYLE.items()}
+        self._rects: dict[tuple[float, float], tuple[QtCore.QRectF, QtCore.QRectF]] = {}
+
+    def rects(self, w: float, h: float) -> tuple[QtCore.QRectF, QtCore.QRectF]:
+        """A node's rect (centred on its position) and its bounding rect (room for the pen)."""
+        got = self._rects.get((w, h))
+        if got is None:
+            rect = QtCore.QRectF(-w / 2, -h / 2, w, h)
+            got = self._rects[(w, h)] = (rect, rect.adjusted(-3, -3, 3, 3))
+        return got
+
+
+# --- edges ------------------------------------------------------------------------------
+# An edge is a cubic from the bottom of its source to the top of its target, leaving and
+# arriving vertically, with an arrowhead: control points (x0, y0), (x0, y0 + bend),
+# (x1, y1 - bend), (x1, y1). Its x never turns back (x0, x0, x1, x1), which lets a frame
+# cut out exactly the piece of a long edge that is on screen.
+ARROW = (5.0, 9.0)  # arrowhead: half its width, its length
+
+
+def edge_ends(src: Box, dst: Box) -> tuple[float, float, float, float, float]:
+    """(x0, y0, x1, y1, bend) of the edge from `src` to `dst`."""
     x0, y0 = src.x, src.y + src.h / 2
     x1, y1 = dst.x, dst.y - dst.h / 2
-    bend = max(20.0, (y1 - y0) / 2)
+    return x0, y0, x1, y1, max(20.0, (y1 - y0) / 2)
+
+
+def add_edge(path: QtGui.QPainterPath, src: Box, dst: Box) -> None:
+    """Add to `path` the curve from the bottom of `src` to the top of `dst`, with an
+    arrowhead."""
+    x0, y0, x1, y1, bend = edge_ends(src, dst)
     path.moveTo(x0, y0)
     path.cubicTo(x0, y0 + bend, x1, y1 - bend, x1, y1)
-    path.moveTo(x1 - 5, y1 - 9)
-    path.lineTo(x1, y1)
-    path.lineTo(x1 + 5, y1 - 9)
+    _add_arrow(path, x1, y1)
+
+
+def _add_arrow(path: QtGui.QPainterPath, x: float, y: float) -> None:
+    path.moveTo(x - ARROW[0], y - ARROW[1])
+    path.lineTo(x, y)
+    path.lineTo(x + ARROW[0], y - ARROW[1])
+
+
+def edge_array(edges, boxes: dict[str, Box]) -> np.ndarray:
+    """The edges between drawn boxes as rows of (x0, y0, x1, y1, bend)."""
+    rows = [edge_ends(boxes[e.src], boxes[e.dst]) for e in edges if e.src in boxes and e.dst in boxes]
+    return np.array(rows, dtype=float).reshape(-1, 5)
+
+
+class EdgeLayer(QtWidgets.QGraphicsItem):
+    """Many edges drawn with one pen, as one item that paints only what is exposed.
+
+    A frame strokes, of each edge that crosses the exposed rect, only the piece inside
+    it (the exact same curve, cut at the rect's sides), and pieces that land on the
+    same device pixels once: 10,000 edges fanning into one node from a million pixels
+    away cost a handful of short strokes, not 10,000 million-pixel ones. A dashed pen
+    (whose dashes must not crawl as the view pans) strokes whole edges instead."""
+
+    GRID = 2.0  # device pixels are split this many times when telling pieces apart
+
+    def __init__(self, ends: np.ndarray, pen: QtGui.QPen):
+        super().__init__()
+        self.ends = ends
+        self.pen = pen
+        self.cut = pen.style() == QtCore.Qt.SolidLine
+        x0, y0, x1, y1, bend = ends.T
+        # each curve lies inside the hull of its control points
+        self.lo_x, self.hi_x = np.minimum(x0, x1), np.maximum(x0, x1)
+        self.lo_y, self.hi_y = np.minimum(y0, y1 - bend), np.maximum(y0 + bend, y1)
+        self.bounds = QtCore.QRectF()
+        if len(ends):
+            self.bounds = QtCore.QRectF(QtCore.QPointF(self.lo_x.min(), self.lo_y.min()),
+                                        QtCore.QPointF(self.hi_x.max(), self.hi_y.max())).adjusted(-8, -8, 8, 8)
+        self._last: tuple | None = None  # (rect, transform) -> path of the last frame
+        self.setFlag(QtWidgets.QGraphicsItem.ItemUsesExtendedStyleOption)
+
+    def boundingRect(self) -> QtCore.QRectF:
+        return self.bounds
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        if not len(self.ends):
+            return
+        transform = painter.worldTransform()
+        # What is on the device: the exposed rect can be the whole item (QWidget.render)
+        rect = option.exposedRect & transform.inverted()[0].mapRect(
+            QtCore.QRectF(0, 0, painter.device().width(), painter.device().height()))
+        if painter.hasClipping():
+            rect &= painter.clipBoundingRect()
+        if rect.isEmpty():
+            return
+        painter.setPen(self.pen)
+        painter.setBrush(QtCore.Qt.NoBrush)
+        painter.drawPath(self.visible_path(rect, transform))
+
+    def visible_path(self, rect: QtCore.QRectF, transform: QtGui.QTransform) -> QtGui.QPainterPath:
+        """The pieces of the edges that `rect` (item coordinates) shows, as painted
+        through `transform` (item -> device)."""
+        t = transform
+        pen_w = self.pen.widthF() / max(abs(t.m11()), abs(t.m22()), 1e-9) if self.pen.isCosmetic() \
+            else self.pen.widthF()
+        m = ARROW[1] + pen_w + 1.0
+        left, top, right, bottom = rect.left() - m, rect.top() - m, rect.right() + m, rect.bottom() + m
+        key = (left, top, right, bottom, t.m11(), t.m12(), t.m21(), t.m22(), t.dx(), t.dy())
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        hit = (self.hi_x >= left) & (self.lo_x <= right) & (self.hi_y >= top) & (self.lo_y <= bottom)
+        e = self.ends[hit]
+        path = QtGui.QPainterPath()
+        if len(e):
+            q = self._pieces(e, left, right) if self.cut else self._whole(e)
+            ys = q[:, 1::2]
+            q = q[(ys.max(axis=1) >= top) & (ys.min(axis=1) <= bottom)]
+            # one stroke per distinct piece on the device's pixel grid
+            dev = np.empty_like(q)
+            dev[:, 0::2] = q[:, 0::2] * t.m11() + q[:, 1::2] * t.m21() + t.dx()
+            dev[:, 1::2] = q[:, 0::2] * t.m12() + q[:, 1::2] * t.m22() + t.dy()
+            _, first = np.unique(np.round(dev * self.GRID).astype(np.int64), axis=0, return_index=True)
+            for x0, y0, c1x, c1y, c2x, c2y, x1, y1 in q[np.sort(first)].tolist():
+                path.moveTo(x0, y0)
+                path.cubicTo(c1x, c1y, c2x, c2y, x1, y1)
+            tips = e[:, 2:4]
+            tips = tips[(tips[:, 0] >= left) & (tips[:, 0] <= right) & (tips[:, 1] >= top) & (tips[:, 1] <= bottom)]
+            for x1, y1 in np.unique(tips, axis=0).tolist():
+                _add_arrow(path, x1, y1)
+        self._last = (key, path)
+        return path
+
+    @staticmethod
+    def _whole(e: np.ndarray) -> np.ndarray:
+        """Control points (x0, y0, c1x, c1y, c2x, c2y, x1, y1) of whole edges."""
+        x0, y0, x1, y1, bend = e.T
+        return np.stack([x0, y0, x0, y0 + bend, x1, y1 - bend, x1, y1], axis=1)
+
+    @staticmethod
+    def _pieces(e: np.ndarray, left: float, right: float) -> np.ndarray:
+        """Control points of the piece of each edge between x = left and x = right:
+        the same cubic restricted to the parameters [ta, tb] where it is there."""
+        x0, y0, x1, y1, bend = e.T
+        dx = x1 - x0
+        flat = dx == 0
+        safe = np.where(flat, 1.0, dx)
+        sa, sb = (left - x0) / safe, (right - x0) / safe
+        s_lo = np.where(flat, 0.0, np.clip(np.minimum(sa, sb), 0.0, 1.0))
+        s_hi = np.where(flat, 1.0, np.clip(np.maximum(sa, sb), 0.0, 1.0))
+        # x(t) = x0 + dx * (3t² - 2t³); its inverse on [0, 1]: t = 1/2 - sin(asin(1 - 2s) / 3)
+        ta = np.clip(0.5 - np.sin(np.arcsin(np.clip(1 - 2 * s_lo, -1, 1)) / 3), 0.0, 1.0)
+        tb = np.clip(0.5 - np.sin(np.arcsin(np.clip(1 - 2 * s_hi, -1, 1)) / 3), 0.0, 1.0)
+        ta = np.where(flat, 0.0, ta)
+        tb = np.where(flat, 1.0, np.maximum(ta, tb))
+        px = np.stack([x0, x0, x1, x1])
+        py = np.stack([y0, y0 + bend, y1 - bend, y1])
+
+        def at(t):  # point and derivative of the cubic at t
+            u = 1 - t
+            w = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3])
+            d = np.stack([-3 * u * u, 3 * u * u - 6 * u * t, 6 * u * t - 3 * t * t, 3 * t * t])
+            return (w * px).sum(0), (w * py).sum(0), (d * px).sum(0), (d * py).sum(0)
+
+        ax, ay, adx, ady = at(ta)
+        bx, by, bdx, bdy = at(tb)
+        h = (tb - ta) / 3
+        return np.stack([ax, ay, ax + h * adx, ay + h * ady, bx - h * bdx, by - h * bdy, bx, by], axis=1)
+
+
+# --- what a drawing needs, as plain data ---------------------------------------------------
+@dataclass
+class SceneData:
+    """What `GraphScene.draw` needs beyond the graph and its layout, made by `scene_data`
+    (in the layout worker for a big graph: Qt value types only, no items)."""
+    lines: dict[str, list[str]]  # node id -> its label lines
+    edges: np.ndarray  # rows of (x0, y0, x1, y1, bend), see `edge_ends`
+    rect: QtCore.QRectF  # the scene rect: every box and the room kept under them
+    overview: dict[str, QtGui.QPainterPath] | None  # style -> every box of that style (a big graph)
+
+
+def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
+               lines: dict[str, list[str]] | None = None) -> SceneData:
+    """`graph` at `layout` as plain drawing data. `overview`: build the one-path-per-
+    colour overview (default: when the graph is big enough to be drawn in chunks)."""
+    if overview is None:
+        overview = len(graph.nodes) > CHUNK
+    boxes = layout.boxes
+    if lines is None:
+        lines = {n.id: node_lines(n) for n in graph.nodes}
+    paths: dict[str, QtGui.QPainterPath] | None = None
+    if overview:
+        paths = {}
+        for node in graph.nodes:
+            b = boxes[node.id]
+            paths.setdefault(style_of(node), QtGui.QPainterPath()).addRect(b.x - b.w / 2, b.y - b.h / 2, b.w, b.h)
+    every = list(boxes.values()) + list(layout.below.values())
+    rect = QtCore.QRectF()
+    if every:
+        left = min(b.x - b.w / 2 for b in every)
+        top = min(b.y - b.h / 2 for b in every)
+        right = max(b.x + b.w / 2 for b in every)
+        bottom = max(b.y + b.h / 2 for b in every)
+        rect = QtCore.QRectF(left, top, right - left, bottom - top)
+    return SceneData(lines, edge_array(graph.edges, boxes), rect.adjusted(-30, -30, 30, 30), paths)
 
 
 class GraphScene(QtWidgets.QGraphicsScene):
@@ -115,8 +312,8 @@ class GraphScene(QtWidgets.QGraphicsScene):
     never stalls; `drawn` fires when all are there. Zoomed out so far that a node is a
     few pixels, only the overview is shown (30,000 Python paint calls a frame would be
     too slow, and so would stroking 30,000 edges: at that size they are a grey smear
-    anyway); edges are grouped by cells of the drawing, so panning paints only those
-    on screen."""
+    anyway). Closer in, the scene's BSP index hands the view only the nodes on screen,
+    and the `EdgeLayer` strokes only the pieces of edges on screen."""
 
     drawn = QtCore.Signal()
 
@@ -131,39 +328,53 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.items_by_id: dict[str, NodeItem] = {}
         self.layout: Layout | None = None
         self.overview: list[QtWidgets.QGraphicsPathItem] = []
-        self.edges: list[QtWidgets.QGraphicsPathItem] = []  # one path per cell of the drawing
+        self.edges: list[EdgeLayer] = []  # one layer per look of edge
         self.detailed = True  # node items shown (not just the overview)
         self._pending: list = []  # nodes whose items are still to be made
-        self._pending_edges: list = []
+        self._data: SceneData | None = None
+        self._look = Look()
         self._chunks = QtCore.QTimer(self, singleShot=True, interval=0)
         self._chunks.timeout.connect(self._add_chunk)
         self.setBackgroundBrush(QtGui.QColor("white"))
 
-    def draw(self, graph: Graph, layout: Layout, at_once: bool = False) -> None:
+    def draw(self, graph: Graph, layout: Layout, at_once: bool = False, data: SceneData | None = None) -> None:
         """Draw `graph`: at once when small or `at_once` (then `drawn` has fired on
-        return), else the overview now and the node items over the next turns."""
+        return), else the overview now and the node items over the next turns.
+        `data`: `scene_data(graph, layout)`, when made already (off the GUI thread)."""
         self._chunks.stop()
         self.clear()
         self.items_by_id, self.overview, self.edges, self.detailed = {}, [], [], True
         self.layout = layout
         big = len(graph.nodes) > CHUNK and not at_once
-        # No BSP index: rebuilding it for 30,000 items (a Python boundingRect each) stalls
-        # the window longer than scanning them when painting does.
-        self.setItemIndexMethod(QtWidgets.QGraphicsScene.NoIndex)
-        self._pending_edges = list(graph.edges)
-        if not big:
-            self._add_edges(len(self._pending_edges))
+        if data is None:
+            data = scene_data(graph, layout, overview=big)
+        self._data = data
         if big:
-            self._draw_overview(graph, layout)
-        every = list(layout.boxes.values()) + list(layout.below.values())
-        rect = QtCore.QRectF()
-        if every:
-            left = min(b.x - b.w / 2 for b in every)
-            top = min(b.y - b.h / 2 for b in every)
-            right = max(b.x + b.w / 2 for b in every)
-            bottom = max(b.y + b.h / 2 for b in every)
-            rect = QtCore.QRectF(left, top, right - left, bottom - top)
-        self.setSceneRect(rect.adjusted(-30, -30, 30, 30))
+            # What is alive now (the run's graph, its layout) lives as long as this
+            # drawing: out of the collector's way, so that a full collection while the
+            # items are made walks only them (else one walk of a 30,000-node graph's
+            # objects stalls the window for a third of a second).
+            gc.freeze()
+        self.setSceneRect(data.rect)
+        # A fixed index depth: the index grows a chunk at a time instead of being
+        # rebuilt (a Python boundingRect per item) each time the item count doubles.
+        self.setItemIndexMethod(QtWidgets.QGraphicsScene.BspTreeIndex)
+        self.setBspTreeDepth(max(6, min(14, int(np.log2(max(len(graph.nodes), 1))) - 2)))
+        self._look = Look()
+        colour, width = self.edge_pen
+        pen = QtGui.QPen(QtGui.QColor(colour), width)
+        pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
+        layer = EdgeLayer(data.edges, pen)
+        self.addItem(layer)
+        self.edges.append(layer)
+        for style, path in (data.overview or {}).items():
+            fill, border = theme.STYLE[style]
+            outline = QtGui.QPen(QtGui.QColor(border), 1.0)
+            outline.setCosmetic(True)
+            item = self.addPath(path, outline, QtGui.QBrush(QtGui.QColor(fill)))
+            item.setZValue(0.9)
+            item.setVisible(not self.detailed)
+            self.overview.append(item)
         self._pending = list(graph.nodes)
         if big:
             self._chunks.start()
@@ -172,60 +383,27 @@ class GraphScene(QtWidgets.QGraphicsScene):
             self._add_nodes(rest)
             self.drawn.emit()
 
-    def _draw_overview(self, graph: Graph, layout: Layout) -> None:
-        paths: dict[str, QtGui.QPainterPath] = {}
-        for node in graph.nodes:
-            b = layout.boxes[node.id]
-            paths.setdefault(style_of(node), QtGui.QPainterPath()).addRect(
-                b.x - b.w / 2, b.y - b.h / 2, b.w, b.h)
-        for style, path in paths.items():
-            fill, border = theme.STYLE[style]
-            pen = QtGui.QPen(QtGui.QColor(border), 1.0)
-            pen.setCosmetic(True)
-            item = self.addPath(path, pen, QtGui.QBrush(QtGui.QColor(fill)))
-            item.setZValue(0.9)
-            item.setVisible(not self.detailed)
-            self.overview.append(item)
-
-    def _add_edges(self, count: int) -> None:
-        """The next `count` edges, into one path per cell of the drawing."""
-        edges, self._pending_edges = self._pending_edges[:count], self._pending_edges[count:]
-        boxes = self.layout.boxes
-        cells: dict[tuple[int, int], QtGui.QPainterPath] = {}
-        for e in edges:
-            if e.src in boxes and e.dst in boxes:
-                src = boxes[e.src]
-                cell = (int(src.x // EDGE_CELL[0]), int(src.y // EDGE_CELL[1]))
-                add_edge(cells.setdefault(cell, QtGui.QPainterPath()), src, boxes[e.dst])
-        colour, width = self.edge_pen
-        pen = QtGui.QPen(QtGui.QColor(colour), width)
-        pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
-        for path in cells.values():
-            item = self.addPath(path, pen)
-            item.setVisible(self.detailed)
-            self.edges.append(item)
-
     def _add_chunk(self) -> None:
-        if self._pending_edges:
-            self._add_edges(4 * CHUNK)
-        else:
-            chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
-            self._add_nodes(chunk)
-        if self._pending or self._pending_edges:
+        chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
+        self._add_nodes(chunk)
+        if self._pending:
             self._chunks.start()
         else:
+            gc.freeze()  # the items live as long as the drawing, too
             self.drawn.emit()
 
     def _add_nodes(self, nodes) -> None:
-        boxes = self.layout.boxes
+        boxes, lines, look = self.layout.boxes, self._data.lines, self._look
+        font, metrics, border_width, detailed = self.font, self.metrics, self.border_width, self.detailed
         for node in nodes:
-            item = NodeItem(node, boxes[node.id], self.font, self.metrics, self.border_width)
-            item.setVisible(self.detailed)
+            item = NodeItem(node, boxes[node.id], font, metrics, border_width, lines.get(node.id), look)
+            if not detailed:
+                item.setVisible(False)
             self.addItem(item)
             self.items_by_id[node.id] = item
 
     def is_drawing(self) -> bool:
-        return bool(self._pending or self._pending_edges)
+        return bool(self._pending)
 
     def set_zoom(self, scale: float) -> None:
         """Node items when they are big enough to read, else only the overview."""

@@ -17,9 +17,13 @@ from gui.files import ScriptFiles
 from gui.lecture import LectureMode
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
+from gui.panels.data import DataPanel
+from gui.panels.devices import DevicesPanel
 from gui.panels.editor import EditorPanel
 from gui.panels.graph import GraphPanel
 from gui.panels.inspector import InspectorPanel
+from gui.panels.new_tensor import NewTensorDialog
+from gui.panels.tensor_view import TensorViewPanel
 from gui.session import Session
 from gui.state import States
 from gui.status_bar import StatusBar
@@ -39,6 +43,9 @@ PANELS = [
     Panel("editor", "Code", EditorPanel, "left"),
     Panel("inspector", "Inspector", InspectorPanel, "right"),
     Panel("console", "Output", ConsolePanel, "bottom"),
+    Panel("devices", "Devices", DevicesPanel, "right"),
+    Panel("tensor_view", "Tensor", TensorViewPanel, "right"),
+    Panel("data", "Data", DataPanel, "right"),
 ]
 AREAS = {"left": QtCore.Qt.LeftDockWidgetArea, "right": QtCore.Qt.RightDockWidgetArea,
          "bottom": QtCore.Qt.BottomDockWidgetArea}
@@ -48,7 +55,10 @@ DEFAULT_DOCK_HEIGHTS = {"Output": 140}
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, session: Session | None = None, start_kernel: bool = True):
+    def __init__(self, session: Session | None = None, start_kernel: bool = True,
+                 existing: str | None = None):
+        """`existing`: a running kernel's connection file, attached to instead of
+        starting a kernel of our own (`torchscope --existing FILE`)."""
         super().__init__()
         self.states = States()
         self.session = session or Session(parent=self)
@@ -86,7 +96,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.files.recoverable_changed.connect(self._on_recoverable)
 
         self._restore()
-        if start_kernel:
+        s.kernel.attached_changed.connect(self._on_attached)
+        if existing is not None:
+            s.kernel.set_status("connecting…")
+            QtCore.QTimer.singleShot(0, lambda: self.session.attach(existing))
+        elif start_kernel:
             s.kernel.set_status("starting kernel…")
             QtCore.QTimer.singleShot(0, self.session.start)
 
@@ -112,6 +126,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recover_menu = file_menu.addMenu("Re&cover")
         self._action(file_menu, "&Save", files.save, "Ctrl+S")
         self._action(file_menu, "Save &As…", files.save_as, "Ctrl+Shift+S")
+        file_menu.addSeparator()
+        self._action(file_menu, "Connect to &kernel…", self.connect_dialog,
+                     tip="Attach to a running Jupyter kernel (a notebook's, or one on a GPU server "
+                         "through an SSH tunnel) by its connection file")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
 
@@ -147,6 +165,11 @@ class MainWindow(QtWidgets.QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         s.view.changed.connect(self._on_view)
 
+        tensor_menu = bar.addMenu("&Tensor")
+        self.new_tensor_act = self._action(tensor_menu, "&New tensor…", lambda: NewTensorDialog.open_for(self),
+                                           "Ctrl+Shift+N", tip="Write a line that makes a tensor, with a preview")
+        self.new_tensor_act.setShortcutContext(QtCore.Qt.ApplicationShortcut)  # from the editor too
+
         examples_menu = bar.addMenu("E&xamples")
         for chapter, names in CHAPTERS:
             if not names:
@@ -163,6 +186,23 @@ class MainWindow(QtWidgets.QMainWindow):
         for act in (self.run_act, self.interrupt_act, self.live_act, self.step_act, self.restart_act,
                     self.saved_act):
             tools.addAction(act)
+
+    def connect_dialog(self) -> None:
+        """File → Connect to kernel…: pick a connection file (Jupyter's runtime folder
+        first, where running kernels leave theirs) and attach to its kernel."""
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Connect to a running kernel", jupyter_runtime_dir(),
+            "Kernel connection files (*.json);;All files (*)")
+        if path:
+            self.session.attach(path)
+
+    def _on_attached(self, where: str) -> None:
+        """An attached kernel is not ours: no Restart for it."""
+        self.restart_act.setEnabled(not where)
+        self.restart_act.setToolTip("Start a fresh Python kernel" if not where else
+                                    "An attached kernel is restarted where it runs, not by Torchscope")
 
     def _on_recoverable(self) -> None:
         self.recover_menu.clear()

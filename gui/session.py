@@ -4,7 +4,9 @@ The window never runs the user's code. `KernelProcess` starts an ipykernel throu
 qtconsole's QtKernelManager; `Session` loads Torchscope's kernel side into it under
 a private module name, then talks to it with the typed messages of `core.protocol`
 over a Comm: each request is one comm message, answered by one reply tagged with the
-request's msg_id, dispatched here by type into Qt signals.
+request's msg_id, dispatched here by type into Qt signals. `attach(FILE)` swaps in an
+`AttachedKernel` instead: a kernel running elsewhere, which gets the kernel side as
+text, is interrupted by message, and is never restarted or stopped by the app.
 
 The session is a state machine:
 
@@ -26,6 +28,8 @@ os.environ.setdefault("QT_API", "pyside6")
 
 from PySide6 import QtCore  # noqa: E402
 
+from core.attach import (AttachError, bootstrap_code, bootstrap_failure, describe,  # noqa: E402
+                         read_connection_file)
 from core.model.run import RunError, RunResult  # noqa: E402
 from core.protocol import (BackwardRequest, ErrorReply, Hello, OutputChunk, ProtocolError,  # noqa: E402
                            RunRequest, ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
@@ -49,6 +53,8 @@ del _torchscope_boot
 STATUS_TEXT = {"stopped": "stopped", "starting": "starting kernel…", "bootstrapping": "loading torch…",
                "idle": "ready", "running": "running…", "interrupting": "interrupting…",
                "restarting": "restarting kernel…", "dead": "kernel dead", "broken": "kernel unusable"}
+NOT_OURS = ("This kernel was started outside Torchscope, so Torchscope never restarts or stops it: "
+            "restart it where it runs, then File → Connect to kernel… again.")
 IGNORED_INTERRUPT_MS = 3000  # an interrupt unanswered this long: the script ignores it
 
 
@@ -116,6 +122,90 @@ class KernelProcess(QtCore.QObject):
             self.km.shutdown_kernel(now=True)
 
 
+class AttachedKernel(QtCore.QObject):
+    """A kernel that runs elsewhere (a notebook's, or one on a GPU server through an
+    SSH tunnel), reached by its connection file as `jupyter console --existing` does:
+    qtconsole's QtKernelClient, no manager. The same signals as KernelProcess, but it
+    never dies "into" a restart, and nothing here stops its process: `shutdown`
+    detaches (closes our Comm and our sockets). Torchscope's kernel side is sent as
+    text (`core.attach.bootstrap_code`), so the kernel needs no Torchscope installed."""
+
+    message = QtCore.Signal(dict)
+    dying = QtCore.Signal()  # never emitted: nobody here watches its process
+    restarted = QtCore.Signal()
+    gave_up = QtCore.Signal()
+    silent = QtCore.Signal(float)
+    owns_process = False  # Session: no restart, never a kill
+
+    def __init__(self, connection_file: str, parent=None):
+        """Reads the connection file now: AttachError (one sentence) if it is missing
+        or not a kernel's."""
+        super().__init__(parent)
+        self.path, self.info = read_connection_file(connection_file)
+        self.where = describe(self.path, self.info)
+        self.bootstrap_code = bootstrap_code()
+        self.kc = None
+        self.comm_id: str | None = None
+        self._executes: set[str] = set()
+
+    def start(self, cwd: str) -> None:
+        from qtconsole.client import QtKernelClient
+
+        self.kc = QtKernelClient()
+        self.kc.load_connection_info(self.info)
+        self.kc.start_channels()
+        self.kc.comm_manager.register_target("torchscope", lambda comm, msg: None)
+        self.kc.iopub_channel.message_received.connect(self._on_message)
+        self.kc.hb_channel.kernel_died.connect(self.silent.emit)
+
+    def _on_message(self, msg: dict) -> None:
+        content = msg.get("content", {})
+        if (msg["header"]["msg_type"] == "comm_open" and content.get("target_name") == "torchscope"
+                and msg.get("parent_header", {}).get("msg_id") in self._executes):
+            self.comm_id = content.get("comm_id")
+        self.message.emit(msg)
+
+    def is_beating(self) -> bool:
+        return self.kc is not None and self.kc.hb_channel.is_beating()
+
+    def execute(self, code: str) -> str:
+        msg_id = self.kc.execute(code, silent=True, store_history=False, stop_on_error=False)
+        self._executes.add(msg_id)
+        return msg_id
+
+    def send_comm(self, comm_id: str, data: dict, buffers: list) -> str:
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        msg["buffers"] = buffers
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def interrupt(self) -> None:
+        """An `interrupt_request` on the control channel. jupyter_client's manager
+        signals a kernel it started (interrupt mode "signal") and sends this message
+        otherwise ("message"); for a kernel we did not start only the message is sure
+        to arrive: the kernel may be on another machine, where the pid in its Hello
+        means nothing here, and the control port goes through the same SSH tunnel as
+        the others. ipykernel answers it from its control thread, while the shell is
+        busy, by a SIGINT to itself (its process group when it leads one)."""
+        if self.kc is not None:
+            self.kc.control_channel.send(self.kc.session.msg("interrupt_request", {}))
+
+    def restart(self) -> None:
+        raise RuntimeError("an attached kernel is not restarted by Torchscope")
+
+    def shutdown(self) -> None:
+        """Detach: close our Comm (the kernel drops our endpoint) and our sockets. The
+        kernel keeps running, with everything its owner had in it."""
+        if self.kc is None:
+            return
+        if self.comm_id is not None:
+            self.kc.shell_channel.send(self.kc.session.msg("comm_close", {"comm_id": self.comm_id, "data": {}}))
+            self.comm_id = None
+            QtCore.QThread.msleep(50)  # let the close leave before the socket closes
+        self.kc.stop_channels()
+        self.kc = None
+
+
 @dataclass
 class Pending:
     """A request sent to the kernel and not yet over."""
@@ -140,16 +230,13 @@ class Session(QtCore.QObject):
     frozen_changed = QtCore.Signal(bool)  # no heartbeat: the kernel is frozen (or back)
     replied = QtCore.Signal(object, object)  # request, its reply: for `request()`'s requests
     pushed = QtCore.Signal(object)  # a message the kernel sent on its own (a device sample, …)
+    described = QtCore.Signal(str)  # where an attached kernel runs, in words; "" for our own
 
     def __init__(self, kernel=None, parent: QtCore.QObject | None = None, filename: str = "<editor>",
                  cwd: str | None = None):
         super().__init__(parent)
-        self.kernel = kernel or KernelProcess(self)
-        self.kernel.message.connect(self._on_message)
-        self.kernel.dying.connect(self._on_dying)
-        self.kernel.restarted.connect(self._bootstrap)
-        self.kernel.gave_up.connect(self._on_gave_up)
-        self.kernel.silent.connect(self._on_silent)
+        self.kernel = None
+        self._use(kernel or KernelProcess(self))
         self.filename = filename
         self.cwd = cwd or str(Path.home())
         self.state = "stopped"
@@ -171,6 +258,43 @@ class Session(QtCore.QObject):
         self.beat_timer.timeout.connect(self._check_beat)
 
     # --- lifecycle ------------------------------------------------------------
+    def _use(self, kernel) -> None:
+        if self.kernel is not None:
+            for signal, slot in self._wiring():
+                signal.disconnect(slot)
+        self.kernel = kernel
+        for signal, slot in self._wiring():
+            signal.connect(slot)
+
+    def _wiring(self):
+        k = self.kernel
+        return [(k.message, self._on_message), (k.dying, self._on_dying), (k.restarted, self._bootstrap),
+                (k.gave_up, self._on_gave_up), (k.silent, self._on_silent)]
+
+    @property
+    def owns_kernel(self) -> bool:
+        """This app started the kernel (and may restart it); False for an attached one."""
+        return getattr(self.kernel, "owns_process", True)
+
+    def attach(self, connection_file: str) -> bool:
+        """Leave the current kernel (stopped only if this app started it) and attach
+        to the running kernel of `connection_file`. False, with a sentence in `event`,
+        when that file names no kernel; the current kernel is then kept."""
+        try:
+            kernel = AttachedKernel(connection_file, self)
+        except AttachError as exc:
+            self.event.emit(f"Could not connect: {exc}")
+            return False
+        old = self.kernel
+        if self.state != "stopped":
+            self.shutdown()
+        self._use(kernel)
+        if old is not None and old.parent() is self:
+            old.deleteLater()
+        self.described.emit(f"attached: {kernel.where}")
+        self.start()
+        return True
+
     def start(self) -> None:
         """Start the kernel; returns at once. `ready` fires once torch is loaded."""
         self._set_state("starting")
@@ -184,7 +308,11 @@ class Session(QtCore.QObject):
         self._set_state("stopped")
 
     def restart(self, announce: bool = True) -> None:
-        """Restart by the user's request: a fresh kernel, the editor text untouched."""
+        """Restart by the user's request: a fresh kernel, the editor text untouched.
+        Refused, with a sentence, for an attached kernel: it is not ours to kill."""
+        if not self.owns_kernel:
+            self.event.emit(NOT_OURS)
+            return
         self._forget_requests()
         self._set_state("restarting")
         self._set_frozen(False)
@@ -268,8 +396,15 @@ class Session(QtCore.QObject):
             self.current.stop_wanted = True
 
     def _interrupt_ignored(self) -> None:
-        """The script catches KeyboardInterrupt: restart the kernel, keep the latest text."""
+        """The script catches KeyboardInterrupt: restart the kernel, keep the latest text.
+        An attached kernel is interrupted once more instead, never restarted."""
         if self.state != "interrupting":
+            return
+        if not self.owns_kernel:
+            self.event.emit("The script has not stopped (it may catch KeyboardInterrupt, or be in "
+                            "native code); Torchscope interrupted it again. " + NOT_OURS)
+            self.kernel.interrupt()
+            self.ignored_timer.start()
             return
         waiting = self.next_run
         self.event.emit("The script ignored the interrupt (it catches KeyboardInterrupt), so the "
@@ -300,7 +435,7 @@ class Session(QtCore.QObject):
         self.hello, self.comm_id, self._bootstrap_error = None, None, ""
         self.needs_run = True
         self._set_state("bootstrapping")
-        self._bootstrap_id = self.kernel.execute(BOOTSTRAP)
+        self._bootstrap_id = self.kernel.execute(getattr(self.kernel, "bootstrap_code", BOOTSTRAP))
 
     def _on_message(self, msg: dict) -> None:
         kind = msg["header"]["msg_type"]
@@ -308,7 +443,8 @@ class Session(QtCore.QObject):
         parent = msg.get("parent_header", {}).get("msg_id")
         if kind == "status":
             self._on_status(content.get("execution_state"), parent)
-        elif kind == "comm_open" and content.get("target_name") == "torchscope":
+        elif (kind == "comm_open" and content.get("target_name") == "torchscope"
+              and parent in (None, self._bootstrap_id)):  # not another window's, on a shared kernel
             self._on_hello(content)
         elif kind == "comm_msg" and content.get("comm_id") == self.comm_id:
             self._on_reply(content.get("data", {}), msg.get("buffers") or [])
@@ -335,10 +471,18 @@ class Session(QtCore.QObject):
             return
         if isinstance(hello, Hello):
             self.hello, self.comm_id = hello, content.get("comm_id")
+            if not self.owns_kernel:
+                self.described.emit(f"attached: pid {hello.pid}"
+                                    + (f" on {hello.hostname}" if hello.hostname else "")
+                                    + f", Python {hello.python}, torch {hello.torch}")
 
     def _bootstrap_done(self) -> None:
         if self.comm_id is None:
             self._set_state("broken")
+            if not self.owns_kernel:
+                self.event.emit(f"Could not use the attached kernel: "
+                                f"{bootstrap_failure(self._bootstrap_error or 'it did not open the Comm')}.")
+                return
             self.event.emit("The kernel could not load Torchscope's kernel side"
                             + (f": {self._bootstrap_error}" if self._bootstrap_error else "")
                             + ". Use Kernel → Restart to try again.")
@@ -418,6 +562,10 @@ class Session(QtCore.QObject):
     def _on_silent(self, seconds: float) -> None:
         if self.state not in ("stopped", "starting", "restarting", "dead") and not self.frozen:
             self._set_frozen(True)
+            if not self.owns_kernel:
+                self.event.emit(f"The attached kernel has not answered for {seconds:.0f} s: it is stopped, "
+                                "gone, or out of reach (is the SSH tunnel still open?). " + NOT_OURS)
+                return
             self.event.emit(f"The kernel has not answered for {seconds:.0f} s: it is frozen (stopped, "
                             "or stuck in native code). Use Restart kernel to start a fresh one; "
                             "your text and the last graph are kept.")

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.model.backward import BackwardTrace
+from core.model.devices import DeviceInventory, DeviceSample, clamp_rate
 from core.model.graph import Graph
 from core.model.run import RunError, RunResult
 from core.model.tensors import TensorValues
+from core.model.tensor_view import COMPLEX_PARTS, MODES, TensorView
 from core.protocol import BackwardRequest
 from gui.theme import Theme
 
@@ -148,11 +150,17 @@ class KernelState(QtCore.QObject):
     status_changed = QtCore.Signal(str)
     event = QtCore.Signal(str)
     frozen_changed = QtCore.Signal(bool)
+    attached_changed = QtCore.Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.status = "stopped"
         self.frozen = False
+        self.attached = ""  # where an attached kernel runs, in words; "" for the app's own
+
+    def set_attached(self, where: str) -> None:
+        self.attached = where
+        self.attached_changed.emit(where)
 
     def set_frozen(self, frozen: bool) -> None:
         self.frozen = frozen
@@ -479,6 +487,248 @@ class SettingsState(QtCore.QObject):
         self.changed.emit()
 
 
+class DevicesState(QtCore.QObject):
+    """The machine the kernel runs on (`inventory`), the last HISTORY_S seconds of
+    the samples its sampler pushed, the sampling rate, and whether samples are
+    wanted (the devices panel is visible)."""
+
+    inventory_changed = QtCore.Signal()
+    sampled = QtCore.Signal()  # a sample arrived
+    rate_changed = QtCore.Signal(float)
+
+    HISTORY_S = 60.0
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.inventory: DeviceInventory | None = None
+        self.samples: list[DeviceSample] = []  # oldest first, within HISTORY_S of the latest
+        self.rate_hz = 5.0
+        self.wanted = False  # the panel is visible: the kernel should sample
+
+    @property
+    def latest(self) -> DeviceSample | None:
+        return self.samples[-1] if self.samples else None
+
+    def set_inventory(self, inventory: DeviceInventory) -> None:
+        if self.inventory is not None and inventory.pid != self.inventory.pid:
+            self.samples = []  # another kernel: its history is another story
+        self.inventory = inventory
+        self.inventory_changed.emit()
+
+    def add_sample(self, sample: DeviceSample) -> None:
+        self.add_samples([sample])
+
+    def add_samples(self, samples: list[DeviceSample]) -> None:
+        """Samples oldest first; one already older than the latest (the reply's
+        sample behind pushed ones) is dropped."""
+        new = [s for s in samples if not self.samples or s.time > self.samples[-1].time]
+        if not new:
+            return
+        self.samples.extend(new)
+        cut = self.samples[-1].time - self.HISTORY_S
+        if self.samples[0].time < cut:
+            self.samples = [s for s in self.samples if s.time >= cut]
+        self.sampled.emit()
+
+    def set_rate(self, hz: float) -> None:
+        hz = clamp_rate(hz)
+        if hz != self.rate_hz:
+            self.rate_hz = hz
+            self.rate_changed.emit(hz)
+
+    def as_dict(self) -> dict:
+        return {"rate_hz": self.rate_hz}
+
+    def from_dict(self, d: dict) -> None:
+        self.set_rate(d.get("rate_hz", 5.0))
+
+
+class DataState(QtCore.QObject):
+    """The data panel: the script's datasets, loaders and transforms (from the last
+    run), the one picked, its preview batch and transform strip (fetched on request),
+    and how the batch is shown (zoom, un-normalized, channel, the tile clicked)."""
+
+    infos_changed = QtCore.Signal()
+    batch_changed = QtCore.Signal()
+    stages_changed = QtCore.Signal()
+    view_changed = QtCore.Signal()  # zoom, unnormalize, channel, tile
+    busy_changed = QtCore.Signal(bool)
+
+    ZOOMS = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0]  # 0.0: fit the panel's width
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.infos: list = []  # core.model.data.DataInfo
+        self.picked = ""  # name of the dataset or loader shown
+        self.batch = None  # core.model.data.DataBatch
+        self.index = 0  # the batch asked for
+        self.stages = None  # core.model.data.Stages
+        self.zoom = 0.0
+        self.unnormalize = True
+        self.channel = 0  # shown alone when the images have neither 1 nor 3 channels
+        self.tile = -1  # the tile clicked (-1: none)
+        self.busy = False
+        self.message = ""  # the offline copy's outcome, in words
+
+    def info(self, name: str | None = None):
+        name = self.picked if name is None else name
+        return next((i for i in self.infos if i.name == name), None)
+
+    def missing(self):
+        return next((i for i in self.infos if i.kind == "missing"), None)
+
+    def set_infos(self, infos: list) -> bool:
+        """A run's descriptions; True when the one picked changed (its pictures are old)."""
+        before = self.info()
+        self.infos = list(infos)
+        shown = [i for i in self.infos if i.kind in ("loader", "dataset")]
+        if self.info() is None or self.info().kind == "missing":
+            self.picked = next((i.name for i in shown if i.kind == "loader"), shown[0].name if shown else "")
+        after = self.info()
+        self.infos_changed.emit()
+        return before is None or after is None or _described(before) != _described(after)
+
+    def pick(self, name: str) -> None:
+        if name != self.picked:
+            self.picked, self.index, self.tile = name, 0, -1
+            self.infos_changed.emit()
+
+    def set_batch(self, batch) -> None:
+        self.batch, self.tile = batch, -1
+        self.index = batch.index if batch is not None else 0
+        if batch is not None and batch.images is not None and self.channel >= batch.images.shape[1]:
+            self.channel = 0
+        self.batch_changed.emit()
+
+    def set_stages(self, stages) -> None:
+        self.stages = stages
+        self.stages_changed.emit()
+
+    def set_busy(self, busy: bool) -> None:
+        if busy != self.busy:
+            self.busy = busy
+            self.busy_changed.emit(busy)
+
+    def set_view(self, zoom: float | None = None, unnormalize: bool | None = None,
+                 channel: int | None = None, tile: int | None = None) -> None:
+        if zoom is not None:
+            self.zoom = zoom
+        if unnormalize is not None:
+            self.unnormalize = unnormalize
+        if channel is not None:
+            self.channel = channel
+        if tile is not None:
+            self.tile = tile
+        self.view_changed.emit()
+
+    def as_dict(self) -> dict:
+        return {"zoom": self.zoom, "unnormalize": self.unnormalize}
+
+    def from_dict(self, d: dict) -> None:
+        zoom = d.get("zoom", 0.0)
+        self.zoom = zoom if zoom in self.ZOOMS else 0.0
+        self.unnormalize = bool(d.get("unnormalize", True))
+        self.view_changed.emit()
+
+
+def _described(info) -> tuple:
+    """What a preview depends on: a run that keeps it keeps the pictures on screen."""
+    return (info.kind, info.type, info.len, info.transforms, info.target_transforms, info.batch_size,
+            info.sampler, info.num_workers, info.root, info.error)
+
+
+class TensorViewState(QtCore.QObject):
+    """The tensor view: the tensor shown (a node id and the name the kernel knows it
+    by), which two dims are drawn and where the sliders stand on the others, images
+    or a heatmap, the complex part, and the kernel's last answer (`view`) or, when
+    there is none, why (`message`)."""
+
+    changed = QtCore.Signal()  # a new view or message
+
+    PLACEHOLDER = "Select a tensor in the graph to see its values."
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.node_id = ""
+        self.name = ""
+        self.view: TensorView | None = None
+        self.message = self.PLACEHOLDER
+        self.dims: list[int] | None = None  # None: the kernel's default
+        self.index: list[int] | None = None
+        self.mode = "auto"
+        self.complex_part = "magnitude"
+        self.identities: dict[str, str] = {}  # node id -> the kernel's identity of its tensor, this run
+
+    def show(self, node_id: str, name: str) -> None:
+        """Another tensor: its dims and sliders start over (the mode and part stay)."""
+        if (node_id, name) != (self.node_id, self.name):
+            self.node_id, self.name = node_id, name
+            self.dims = self.index = None
+            if self.mode != "auto":
+                self.mode = "auto"
+
+    def new_run(self) -> None:
+        self.identities.clear()
+
+    def set_options(self, dims=None, index=None, mode: str | None = None, part: str | None = None) -> None:
+        if dims is not None:
+            self.dims = list(dims)
+        if index is not None:
+            self.index = list(index)
+        if mode in MODES:
+            self.mode = mode
+            self.dims = None if mode == "image" else self.dims
+        if part in COMPLEX_PARTS:
+            self.complex_part = part
+
+    def set_view(self, view: TensorView) -> None:
+        if view.node_id != self.node_id:
+            return  # an answer about a tensor no longer selected
+        self.view, self.message = view, ""
+        if view.identity:
+            self.identities.setdefault(view.node_id, view.identity)
+        if view.dims and len(view.shape) >= 2 and view.kind == "heatmap":
+            self.dims, self.index = list(view.dims), list(view.index)
+        self.changed.emit()
+
+    def set_message(self, text: str, node_id: str = "") -> None:
+        self.node_id, self.name = (node_id, self.name) if node_id else ("", "")
+        self.view, self.message = None, text
+        self.changed.emit()
+
+    def as_dict(self) -> dict:
+        return {"complex_part": self.complex_part}
+
+    def from_dict(self, d: dict) -> None:
+        self.set_options(part=d.get("complex_part"))
+
+
+class NewTensorState(QtCore.QObject):
+    """The New tensor dialog's preview: the line last sent to the kernel, its answer
+    (`reply`, a PreviewReply; None while it is on its way), or why there is none."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.code = ""
+        self.reply = None
+        self.message = ""
+
+    def ask(self, code: str) -> None:
+        self.code, self.reply, self.message = code, None, ""
+        self.changed.emit()
+
+    def set_reply(self, reply) -> None:
+        if reply.code == self.code:  # an answer to an older line is not shown
+            self.reply = reply
+            self.changed.emit()
+
+    def set_message(self, text: str) -> None:
+        self.message = text
+        self.changed.emit()
+
+
 @dataclass
 class States:
     """Every state object of one window; panels take the ones they draw."""
@@ -490,9 +740,13 @@ class States:
     view: GraphViewState = field(default_factory=GraphViewState)
     forward: ForwardState = field(default_factory=ForwardState)
     settings: SettingsState = field(default_factory=SettingsState)
+    devices: DevicesState = field(default_factory=DevicesState)
+    tensor_view: TensorViewState = field(default_factory=TensorViewState)
+    data: DataState = field(default_factory=DataState)
+    new_tensor: NewTensorState = field(default_factory=NewTensorState)
     theme: Theme = field(default_factory=Theme)
 
-    PERSISTENT = ("script", "backward", "view", "settings", "theme")
+    PERSISTENT = ("script", "backward", "view", "settings", "theme", "devices", "data")
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name).as_dict() for name in self.PERSISTENT}

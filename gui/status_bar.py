@@ -24,11 +24,19 @@ class StatusBar(QtWidgets.QStatusBar):
         self.addWidget(self.warning_label, 3)
         self.addPermanentWidget(self.restart_button)
         self.addPermanentWidget(self.timing_label)
-        states.kernel.status_changed.connect(lambda text: self.status_label.setText(f"Kernel: {text}"))
+        states.kernel.status_changed.connect(self._show_status)
+        states.kernel.attached_changed.connect(self._show_status)
         states.kernel.event.connect(lambda text: self.showMessage(text, 8000))
-        states.kernel.frozen_changed.connect(self.restart_button.setVisible)
+        # Restart is offered only for a kernel the app started; an attached one is not ours.
+        states.kernel.frozen_changed.connect(
+            lambda frozen: self.restart_button.setVisible(frozen and not states.kernel.attached))
         states.run.output_changed.connect(self._show_timings)
         files.warning.connect(self._on_warning)
+
+    def _show_status(self) -> None:
+        kernel = self.states.kernel
+        where = f" ({kernel.attached})" if kernel.attached else ""
+        self.status_label.setText(f"Kernel{where}: {kernel.status}")
 
     def _on_warning(self, text: str) -> None:
         self.warning_label.setText(text)

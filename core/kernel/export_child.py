@@ -65,12 +65,21 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[_write(fd, view):]
 
 
+def export_runner(runner_class):
+    """The Runner of every headless export, here and in an attached kernel
+    (`--existing FILE --export`, core.kernel.serve): one configuration, one JSON. The
+    class is passed in: this module imports it only inside `main`, in a set order."""
+    runner = runner_class(grad_limit=None, node_stats=True)
+    runner.data_batches = True  # "data": each DataLoader with its preview batch (--batch NAME)
+    return runner
+
+
 def main(argv: list[str]) -> None:
     result_fd, fault_fd, timeout, backward, path = int(argv[0]), int(argv[1]), float(argv[2]), \
         argv[3], argv[4]
     pid = _getpid()
     faulthandler.enable(file=fault_fd, all_threads=False)
-    from ..model.run import RunError, RunResult
+    from ..model.run import KernelInfo, RunError, RunResult
     from ..protocol import encode, pack
 
     def failed(exc: BaseException, what: str) -> RunResult:
@@ -82,6 +91,9 @@ def main(argv: list[str]) -> None:
     started, what = False, "Torchscope failed on this script"
     try:
         from .runner import Runner  # torch, before the script's folder goes on sys.path
+        import torch
+
+        this_process = KernelInfo.of_this_process(torch.__version__)  # the export's "kernel"
 
         what = "cannot read the script"
         code = read_script(path)
@@ -92,8 +104,15 @@ def main(argv: list[str]) -> None:
         sys.argv = [path]
         _write(result_fd, STARTED)
         started = True
-        result = Runner(grad_limit=None).run(code, filename=path, timeout=timeout,
-                                             backward=backward or None, values=False)
+        runner = export_runner(Runner)
+        result = runner.run(code, filename=path, timeout=timeout,
+                            backward=backward or None, values=False)
+        result.kernel = this_process
+        if len(argv) > 5 and result.error is None:  # --tensor NAME: that tensor as the view draws it
+            from ..model.tensor_view import TensorViewRequest
+            from .tensor_view import Viewer
+
+            result.tensor_view = Viewer(runner).view(TensorViewRequest("", argv[5]))
     except BaseException as exc:  # noqa: BLE001 - Torchscope's own failure, reported
         result = failed(exc, what)
     if _getpid() != pid:  # a fork made by the script: only the original answers

@@ -29,9 +29,10 @@ from ..model.run import RunError, RunResult
 from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import (Recording, ScriptBackwards, StopAfterCall, grad_info, record_backward, resolve_ids,
                      zero_grads)
+from .data import describe_into, plain_data_error
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState
-from .trace import CutTracker, OriginTracker, bindings_of, named_tensors, trace_graph
+from .trace import CallTracker, OriginTracker, bindings_of, named_tensors, trace_graph
 
 CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 OUTPUT_LIMIT = 200_000  # characters of stdout/stderr kept per run
@@ -247,15 +248,18 @@ class Runner:
     """Runs scripts one after the other, each in a fresh namespace with fixed seeds,
     and answers questions about the last one (its tensors, a backward on them)."""
 
-    def __init__(self, grad_limit: int | None = VALUES_LIMIT):
+    def __init__(self, grad_limit: int | None = VALUES_LIMIT, node_stats: bool = False):
         self.grad_limit = grad_limit  # grad elements copied into graph nodes (None: all)
+        self.node_stats = node_stats  # statistics of every float tensor on its node (the export)
         self.namespace: dict = {}
-        self.cuts: CutTracker | None = None
+        self.cuts: CallTracker | None = None
         self.bindings: dict[int, str] = {}  # line -> name it binds (for `x@3`)
         # What each Backward press left in a named leaf's .grad (None: zeroed).
         self.grad_history: dict[str, list] = {}
         self.torch_state = TorchState.capture()  # every run starts from it
         self.leftovers = Leftovers()
+        self.cwd: str | None = None  # the last run's folder (the data panel's requests read files there)
+        self.data_batches = False  # describe each DataLoader with its preview batch (the export)
 
     def run(self, code: str, filename: str = "<editor>", timeout: float | None = None,
             backward: str | None = None, values: bool = True, *, cwd: str | None = None,
@@ -272,7 +276,7 @@ class Runner:
         out, err = CappedText("stdout", on_output), CappedText("stderr", on_output)
         result = RunResult(graph=None)
         ns = fresh_namespace(filename)
-        cuts = CutTracker(filename)
+        cuts = CallTracker(filename)
         origins = OriginTracker(filename)
         script_backwards = ScriptBackwards(self.grad_limit, filename, stop_after=stop_after_call)
         # Tracebacks quote the script's own lines, even for "<editor>".
@@ -281,6 +285,7 @@ class Runner:
         self.leftovers.run_starts()
         t0 = time.perf_counter()
         root, recording = None, None
+        script_exc = None
         try:
             try:
                 compiled = compile(first_statements(code, filename, upto), filename, "exec")
@@ -290,7 +295,8 @@ class Runner:
             except StopAfterCall:
                 pass  # the run ends at the backward call asked for: its graph is drawn
             except (Exception, KeyboardInterrupt, SystemExit, ScriptTimeout) as exc:
-                result.error = error_from_exception(exc, filename)
+                script_exc = plain_data_error(exc)  # a dataset's error in plain words
+                result.error = error_from_exception(script_exc, filename)
             t1 = time.perf_counter()
             if result.error is None and backward:
                 try:
@@ -312,6 +318,10 @@ class Runner:
         result.stderr = err.text() + "".join(note + "\n" for note in notes)
         result.timings["exec"] = t1 - t0
         self.namespace, self.cuts, self.bindings = ns, cuts, bindings_of(code)
+        self.cwd = cwd
+        t2 = time.perf_counter()
+        describe_into(result, ns, code, cwd, script_exc, batches=self.data_batches)
+        result.timings["data"] = time.perf_counter() - t2
         if result.error is not None:
             if result.error.phase == "run" and result.error.type != "SyntaxError":
                 self._trace_partial(result, ns)
@@ -340,7 +350,7 @@ class Runner:
                     root: torch.Tensor | None, values: bool = True) -> None:
         index: dict[int, str] = {}
         result.graph = trace_graph(ns, grad_limit=self.grad_limit, index=index, cuts=self.cuts,
-                                   bindings=self.bindings)
+                                   bindings=self.bindings, stats=self.node_stats)
         if recording is not None:
             result.backward = resolve_ids(recording, index, root) if root is not None else recording.trace
         if values:

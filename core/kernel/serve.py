@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import sys
 import traceback
 
 import torch
 
-from ..protocol import (BackwardRequest, ErrorReply, Hello, OutputChunk, PROTOCOL_VERSION,
+from ..model.run import KernelInfo
+from ..protocol import (BackwardRequest, ErrorReply, ExportRequest, Hello, OutputChunk, PROTOCOL_VERSION,
                         RunRequest, ValuesReply, ValuesRequest, ZeroGradsRequest, decode, encode)
-from . import data, devices
+from . import creation, data, devices, tensor_view
+from .export_child import export_runner
 from .runner import Runner
 
-EXTENSIONS = (data, devices)  # each has handlers(endpoint) -> {request type: handler}
+EXTENSIONS = (data, devices, tensor_view, creation)  # each has handlers(endpoint) -> {request type: handler}
 
 
 class Endpoint:
@@ -34,6 +37,7 @@ class Endpoint:
                 r.root, r.gradient, r.retain_graph, r.create_graph, r.zero_first),
             ZeroGradsRequest: lambda r: self.runner.zero_grads(),
             ValuesRequest: lambda r: ValuesReply(r.node_id, self.runner.values(r.name)),
+            ExportRequest: export,
         }
         for module in EXTENSIONS:
             self.handlers.update(module.handlers(self))
@@ -42,10 +46,11 @@ class Endpoint:
     def run(self, request: RunRequest):
         """Run the script, pushing what it prints as it prints it."""
         msg_id = self.msg_id
-        result = self.runner.run(request.code, request.filename, cwd=request.cwd, upto=request.upto,
+        cwd = folder_here(request.cwd)
+        result = self.runner.run(request.code, request.filename, cwd=cwd, upto=request.upto,
                                  stop_after_call=request.stop_after_call,
                                  on_output=lambda stream, text: self.send(OutputChunk(stream, text), msg_id))
-        result.cwd = request.cwd or os.getcwd()
+        result.cwd = cwd or os.getcwd()
         return result
 
     def send(self, message, reply_to: str | None = None) -> None:
@@ -69,11 +74,28 @@ class Endpoint:
                                  traceback.format_exc()), msg_id)
 
 
+def folder_here(cwd: str | None) -> str | None:
+    """`cwd` where this machine has it, else None (the kernel's own folder): the window
+    names the script's folder on its machine, which an attached kernel on a server
+    does not have."""
+    return cwd if cwd and os.path.isdir(cwd) else None
+
+
+def export(request: ExportRequest):
+    """`--existing FILE --export`: the script as the headless export runs it, in a
+    Runner of its own (the window's last run stays), and which kernel ran it."""
+    result = export_runner(Runner).run(request.code, request.filename, backward=request.backward,
+                                       values=False, cwd=folder_here(request.cwd))
+    result.kernel = KernelInfo.of_this_process(torch.__version__)
+    return result
+
+
 def serve() -> Endpoint:
     """Open the Comm the window listens on. Called once after the kernel starts."""
     from comm import create_comm  # only inside a kernel
 
     gc.freeze()  # torch's import leaves ~1M objects; keep them out of every collection
-    hello = Hello(PROTOCOL_VERSION, os.getpid(), sys.version.split()[0], torch.__version__)
+    hello = Hello(PROTOCOL_VERSION, os.getpid(), sys.version.split()[0], torch.__version__,
+                  socket.gethostname())
     data, _ = encode(hello)
     return Endpoint(create_comm(target_name="torchscope", data=data))

@@ -20,52 +20,120 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from ..model.graph import Edge, Graph, OpNode, SavedNode, TensorNode
+from ..model.graph import VALUES_ON_NODE, ArrayNode, Edge, Graph, OpNode, SavedNode, TensorNode
 from ..model.tensors import VALUES_LIMIT
-from .tensors import dtype_name, grad_of, numel_of, shape_of, to_numpy
+from .tensors import dtype_name, grad_of, numel_of, shape_of, tensor_stats, to_numpy
 
 SAVED_PREFIX = "_saved_"
 
 
-class CutTracker(torch.overrides.TorchFunctionMode):
-    """Notes tensors cut off from the graph while a script runs: the results of
-    `detach()`, and of ops run under `torch.no_grad()` on tensors that require grad.
-    Without it they would look like any tensor made from plain data. Given the
-    script's file name, it also notes the script line of each torch call the script
-    makes itself (not those deep inside a library), for tensors without a grad_fn."""
+class Origin:
+    """The torch call that made a tensor without a grad_fn: its name, the script line,
+    and its tensor inputs, each with its own Origin (so `c = torch.cat([a * 2, b])`
+    still leads from `c` back to the named `a` through the unnamed product)."""
+    __slots__ = ("ref", "op", "line", "inputs", "depth")
+
+    def __init__(self, ref, op: str, line: int | None, inputs: list, depth: int):
+        self.ref, self.op, self.line, self.inputs, self.depth = ref, op, line, inputs, depth
+
+
+ORIGIN_DEPTH = 8  # an Origin keeps its inputs' Origins this many calls deep (a loop of
+# `x = x + 1` would otherwise keep every step alive)
+
+
+class CallTracker(torch.overrides.TorchFunctionMode):
+    """Watches every torch call a script makes and notes what autograd does not:
+    tensors cut off from the graph (the results of `detach()`, and of ops run under
+    `torch.no_grad()` on tensors that require grad), the script line that made each
+    tensor without a grad_fn, the call and inputs that made it (`Origin`), and the
+    in-place ops run on each tensor. Only the script's own lines are noted (not
+    those deep inside a library), given the script's file name."""
 
     def __init__(self, filename: str | None = None):
         super().__init__()
         self.cut: dict[int, tuple[Any, str]] = {}  # id(tensor) -> (weakref, reason)
         self.filename = filename
-        self.lines: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weakref, line)
+        self.origins: dict[int, Origin] = {}  # id(tensor) -> how it was made
+        self.inplace: dict[int, tuple[Any, list[str]]] = {}  # id(tensor) -> (weakref, ops)
+        self.prune_at = 50_000
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         try:
-            if self.filename is not None and isinstance(out, torch.Tensor):
-                frame = sys._getframe(1)
-                for _ in range(3):  # the script's own call is within a few frames
-                    if frame is None or frame.f_code.co_filename == self.filename:
-                        break
-                    frame = frame.f_back
-                if frame is not None and frame.f_code.co_filename == self.filename:
-                    self.lines[id(out)] = (weakref.ref(out), frame.f_lineno)
-            reason = None
-            if getattr(func, "__name__", "") in ("detach", "detach_"):
-                reason = "detach()"
-            elif not torch.is_grad_enabled() and isinstance(out, torch.Tensor) and any(
-                    isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-                reason = "no_grad"
-            if reason and isinstance(out, torch.Tensor) and not out.requires_grad:
-                self.cut[id(out)] = (weakref.ref(out), reason)
+            self._note(func, args, kwargs, out)
         except Exception:  # noting is best effort; the user's op already ran
             pass
         return out
 
+    def _script_line(self) -> int | None:
+        if self.filename is None:
+            return None
+        frame = sys._getframe(3)
+        for _ in range(3):  # the script's own call is within a few frames
+            if frame is None or frame.f_code.co_filename == self.filename:
+                break
+            frame = frame.f_back
+        return frame.f_lineno if frame is not None and frame.f_code.co_filename == self.filename else None
+
+    def _note(self, func, args, kwargs, out) -> None:
+        name = getattr(func, "__name__", "")
+        line = self._script_line()
+        first = args[0] if args else None
+        if (name.endswith("_") and not name.startswith("_") and isinstance(first, torch.Tensor)
+                and out is first):
+            ref, ops = self.inplace.get(id(first), (None, None))
+            if ref is None or ref() is not first:
+                ops = []
+                self.inplace[id(first)] = (weakref.ref(first), ops)
+            if len(ops) < 8:
+                ops.append(name + (f" (line {line})" if line is not None else ""))
+            return  # it stays what it was: no new Origin
+        reason = None
+        if name in ("detach", "detach_"):
+            reason = "detach()"
+        elif not torch.is_grad_enabled() and any(
+                isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            reason = "no_grad"
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        inputs = None
+        for o in outs:
+            if not isinstance(o, torch.Tensor):
+                continue
+            if reason and not o.requires_grad:
+                self.cut[id(o)] = (weakref.ref(o), reason)
+            if o.grad_fn is not None:
+                continue  # autograd knows where it came from
+            if inputs is None:
+                inputs = self._inputs(args, kwargs)
+            depth = 1 + max((i[1].depth for i in inputs if i[1] is not None), default=0)
+            if depth > ORIGIN_DEPTH:
+                inputs, depth = [(r, None) for r, _ in inputs], 1
+            self.origins[id(o)] = Origin(weakref.ref(o), name, line, inputs, depth)
+        if len(self.origins) > self.prune_at:
+            self.origins = {k: v for k, v in self.origins.items() if v.ref() is not None}
+            self.prune_at = max(50_000, 2 * len(self.origins))
+
+    def _inputs(self, args, kwargs) -> list:
+        """(weakref, its Origin or None) for each tensor among the call's arguments
+        (and inside a list or tuple argument: `torch.cat([a, b])`)."""
+        found = []
+        for a in list(args) + list((kwargs or {}).values()):
+            for t in (a if isinstance(a, (list, tuple)) else (a,)):
+                if isinstance(t, torch.Tensor):
+                    found.append((weakref.ref(t), self.origin(t)))
+        return found
+
+    def origin(self, t: torch.Tensor) -> Origin | None:
+        entry = self.origins.get(id(t))
+        return entry if entry is not None and entry.ref() is t else None
+
     def line_of(self, t: torch.Tensor) -> int | None:
-        entry = self.lines.get(id(t))
-        return entry[1] if entry is not None and entry[0]() is t else None
+        entry = self.origin(t)
+        return entry.line if entry is not None else None
+
+    def inplace_ops(self, t: torch.Tensor) -> list[str]:
+        ref, ops = self.inplace.get(id(t), (None, None))
+        return list(ops) if ref is not None and ref() is t else []
 
     def reason(self, t: torch.Tensor) -> str | None:
         entry = self.cut.get(id(t))
@@ -92,7 +160,7 @@ class OriginTracker:
     """While a script runs, notes on each new autograd node which nn.Module's forward
     was running (global forward pre/post hooks keep the stack) and which script line
     made it (torch's node_creation_hook), so the window can go from a node to its
-    line and back. (Tensors without a grad_fn get their line from the CutTracker.)"""
+    line and back. (Tensors without a grad_fn get their line from the CallTracker.)"""
 
     def __init__(self, filename: str):
         self.filename = filename
@@ -177,9 +245,13 @@ def module_names(namespace: dict) -> dict[int, tuple[str, str]]:
     return names
 
 
+SEQUENCE_LIMIT = 64  # elements of a named list or tuple of tensors drawn, as `name[i]`
+
+
 def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
-    """Every tensor bound to a top-level name, and every parameter of a module
-    bound to one (as ``model.0.weight``), in the order the script bound them."""
+    """Every tensor bound to a top-level name, every element of a list or tuple of
+    tensors bound to one (`chunks[0]`), and every parameter of a module bound to one
+    (as ``model.0.weight``), in the order the script bound them."""
     found: list[tuple[str, torch.Tensor]] = []
     for name, value in namespace.items():
         if name.startswith("__"):  # __builtins__, __name__, __file__
@@ -189,6 +261,10 @@ def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
         elif isinstance(value, torch.nn.Module):
             for path, p in value.named_parameters(remove_duplicate=False):
                 found.append((f"{name}.{path}", p))
+        elif isinstance(value, (list, tuple)) and value and len(value) <= 10 * SEQUENCE_LIMIT \
+                and any(isinstance(v, torch.Tensor) for v in value[:SEQUENCE_LIMIT]):
+            found.extend((f"{name}[{i}]", v) for i, v in enumerate(value[:SEQUENCE_LIMIT])
+                         if isinstance(v, torch.Tensor))
     # A grad made with create_graph=True has a graph of its own: draw it as `x.grad`.
     for name, t in list(found):
         if t.is_leaf or t.retains_grad:
@@ -196,6 +272,12 @@ def named_tensors(namespace: dict) -> list[tuple[str, torch.Tensor]]:
             if g is not None and g.grad_fn is not None:
                 found.append((f"{name}.grad", g))
     return found
+
+
+def named_arrays(namespace: dict) -> list[tuple[str, np.ndarray]]:
+    """NumPy arrays bound to top-level names (object arrays left out)."""
+    return [(name, v) for name, v in namespace.items()
+            if isinstance(v, np.ndarray) and not name.startswith("__") and not v.dtype.hasobject]
 
 
 def _short_hash(text: str) -> str:
@@ -238,13 +320,17 @@ def grad_values(t: torch.Tensor, limit: int | None) -> tuple[np.ndarray | None, 
 
 
 def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: bool = True,
-                index: dict[int, str] | None = None, cuts: CutTracker | None = None,
-                bindings: dict[int, str] | None = None) -> Graph:
-    """Walk the autograd graph of every named tensor in `namespace`.
+                index: dict[int, str] | None = None, cuts: CallTracker | None = None,
+                bindings: dict[int, str] | None = None, stats: bool = False) -> Graph:
+    """Walk the autograd graph of every named tensor in `namespace`, and add what
+    autograd does not know: NumPy arrays, which tensors and arrays share a storage
+    ("view" edges), and the torch calls that made tensors without a grad_fn ("data"
+    edges, from `cuts`, the run's CallTracker).
 
     `grad_limit` caps how many grad elements are copied into a node (None: all).
     `saved` adds a node for each saved tensor of each op. `index`, if given, is
     filled with id(fn or tensor) -> node id (valid while those objects live).
+    `stats`: each real floating tensor's statistics on its node (the export's).
     """
     modules = module_names(namespace)
     graph = Graph(modules={name: kind for name, kind in modules.values()})
@@ -254,14 +340,17 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
     def add_tensor(name: str | None, t: torch.Tensor, key: str) -> TensorNode:
         grad, has_grad = grad_values(t, grad_limit)
         fn = t.grad_fn
+        origin = cuts.origin(t) if cuts is not None and fn is None else None
         node = TensorNode(
             id=f"t{len(tensor_by_obj)}", key=key, name=name, shape=shape_of(t),
             dtype=dtype_name(t.dtype), device=str(t.device), requires_grad=t.requires_grad,
             is_leaf=t.is_leaf, grad_fn=type(fn).__name__ if fn is not None else None,
             retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
             grad=grad, has_grad=has_grad, cut=cuts.reason(t) if cuts is not None else None,
-            line=_meta(fn, LINE_KEY) if fn is not None else
-            (cuts.line_of(t) if cuts is not None else None))
+            line=_meta(fn, LINE_KEY) if fn is not None else (origin.line if origin else None),
+            values=to_numpy(t, VALUES_ON_NODE), stats=tensor_stats(t) if stats and _real_float(t) else None,
+            inplace=cuts.inplace_ops(t) if cuts is not None else [],
+            origin=origin.op if origin is not None and origin.inputs else None, **memory_layout(t))
         tensor_by_obj[id(t)] = node
         keep_alive.append(t)
         graph.nodes.append(node)
@@ -338,6 +427,17 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
         if t.grad_fn is not None and node.name == name:
             graph.edges.append(Edge(op_of[id(t.grad_fn)].id, node.id))
 
+    members = [(tensor_by_obj[id(t)], t) for t in keep_alive]
+    for name, a in named_arrays(namespace):
+        node = ArrayNode(id=f"a{len(graph.nodes)}", key="a:" + name, name=name, shape=list(a.shape),
+                         dtype=str(a.dtype), values=_first_of(a))
+        graph.nodes.append(node)
+        members.append((node, a))
+    extra = ExtraEdges(graph)
+    _link_storage(extra, members, tensor_by_obj)
+    if cuts is not None:
+        _link_origins(extra, named, tensor_by_obj, cuts)
+
     if index is not None:
         index.update({k: n.id for k, n in tensor_by_obj.items()})
         index.update({k: n.id for k, n in op_of.items()})
@@ -352,6 +452,168 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
                     dtype=None if freed else dtype_name(val.dtype), freed=freed))
                 graph.edges.append(Edge(graph.nodes[-1].id, op.id))
     return graph
+
+
+def memory_layout(t: torch.Tensor) -> dict:
+    """stride, storage_offset, contiguous, version and element_size, for TensorNode;
+    None for what a tensor without strided storage (sparse, nested, meta) lacks."""
+    out: dict = {"stride": None, "storage_offset": None, "contiguous": None, "version": None,
+                 "element_size": None}
+    try:
+        out["element_size"] = t.element_size()
+        out["version"] = int(t._version)
+    except (RuntimeError, AttributeError):  # inference tensors have no version
+        pass
+    try:
+        if t.layout == torch.strided and not t.is_nested:
+            out["stride"] = list(t.stride())
+            out["storage_offset"] = int(t.storage_offset())
+            out["storage_bytes"] = int(t.untyped_storage().nbytes())
+            out["contiguous"] = bool(t.is_contiguous())
+    except (RuntimeError, NotImplementedError):
+        pass
+    return out
+
+
+def _real_float(t: torch.Tensor) -> bool:
+    return t.is_floating_point() and not t.is_meta
+
+
+def _first_of(a: np.ndarray) -> np.ndarray:
+    """The first VALUES_ON_NODE elements of an array, flat, without copying it whole."""
+    flat = a.reshape(-1) if a.flags.c_contiguous else a.flat[:VALUES_ON_NODE]
+    return np.array(flat[:VALUES_ON_NODE])
+
+
+def storage_span(obj) -> tuple[str, int, int] | None:
+    """(device, first byte, end) of the memory a tensor's storage or an array's buffer
+    spans; None where there is none (sparse, nested, meta, empty). An array is known
+    by the buffer of the array it is a view of, so that `a[:2]` and `a[2:]` share."""
+    if isinstance(obj, np.ndarray):
+        root = obj
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if root.nbytes == 0:
+            return None
+        lo, hi = np.lib.array_utils.byte_bounds(root)
+        return "cpu", lo, hi
+    try:
+        if obj.is_meta or obj.layout != torch.strided or obj.is_nested:
+            return None
+        storage = obj.untyped_storage()
+        ptr, n = storage.data_ptr(), storage.nbytes()
+    except Exception:  # a tensor subclass without a storage
+        return None
+    return (str(obj.device), ptr, ptr + n) if ptr and n else None
+
+
+def _link_storage(extra: "ExtraEdges", members: list[tuple], tensor_by_obj: dict) -> None:
+    """Give every tensor and array node its storage key (equal for exactly those whose
+    memory overlaps one storage), and draw a "view" edge from each base to each view:
+    from `t._base` where torch knows it, else from the group's owner (an array that
+    owns its memory, or the first tensor that is not a view)."""
+    spans = []
+    for order, (node, obj) in enumerate(members):
+        span = storage_span(obj)
+        if span is not None:
+            spans.append((span, order, node, obj))
+    spans.sort(key=lambda s: (s[0][0], s[0][1]))
+    groups: list[list] = []
+    end, device = -1, None
+    for span, order, node, obj in spans:
+        if groups and span[0] == device and span[1] < end:
+            groups[-1].append((order, node, obj))
+            end = max(end, span[2])
+        else:
+            groups.append([(order, node, obj)])
+            device, end = span[0], span[2]
+    groups.sort(key=lambda g: min(m[0] for m in g))
+    for k, group in enumerate(groups):
+        group.sort(key=lambda m: m[0])
+        for _, node, _ in group:
+            node.storage = f"s{k}"
+        if len(group) < 2:
+            continue
+        ids = {id(obj) for _, _, obj in group}
+        owner = next((n for _, n, o in group if isinstance(o, np.ndarray)
+                      and not isinstance(_root_base(o), torch.Tensor)), None) \
+            or next((n for _, n, o in group if isinstance(o, torch.Tensor) and not o._is_view()), None) \
+            or group[0][1]
+        for _, node, obj in group:
+            if node is owner:
+                continue
+            base = getattr(obj, "_base", None) if isinstance(obj, torch.Tensor) else None
+            src = tensor_by_obj[id(base)] if base is not None and id(base) in ids else owner
+            if src is not node:
+                extra.add(Edge(src.id, node.id, "view", getattr(node, "origin", None)))
+
+
+def _root_base(a: np.ndarray):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.base
+
+
+def _link_origins(extra: "ExtraEdges", named: list, tensor_by_obj: dict, cuts: CallTracker) -> None:
+    """A "data" edge from each named input of the torch call that made a named tensor
+    without a grad_fn, looking through unnamed intermediates (`torch.cat([a * 2, b])`
+    links `a` and `b` to the result)."""
+    for _, t in named:
+        node = tensor_by_obj.get(id(t))
+        origin = cuts.origin(t) if t.grad_fn is None else None
+        if node is None or origin is None:
+            continue
+        sources, seen, todo = [], set(), list(origin.inputs)
+        while todo and len(seen) < 256:
+            ref, inner = todo.pop(0)
+            src = ref()
+            key = id(inner) if src is None else id(src)
+            if key in seen:
+                continue
+            seen.add(key)
+            if src is not None and src is not t and id(src) in tensor_by_obj:
+                sources.append(tensor_by_obj[id(src)])
+            elif inner is not None:
+                todo.extend(inner.inputs)
+        for src_id in dict.fromkeys(src.id for src in sources):
+            extra.add(Edge(src_id, node.id, "data", origin.op))
+
+
+class ExtraEdges:
+    """Adds view and data edges to a graph: one edge per pair (a view made by a call
+    is one "view" edge with that call's name), and none that would close a cycle
+    (the layout needs a DAG; a name bound again can make one)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.pairs = {(e.src, e.dst): e for e in graph.edges}
+        self.out: dict[str, list[str]] = {}
+        for e in graph.edges:
+            self.out.setdefault(e.src, []).append(e.dst)
+
+    def add(self, edge: Edge) -> None:
+        known = self.pairs.get((edge.src, edge.dst))
+        if known is not None:
+            if known.kind == "data" and edge.kind == "view":
+                known.kind = "view"
+            return
+        if self._reaches(edge.dst, edge.src):
+            return
+        self.graph.edges.append(edge)
+        self.pairs[(edge.src, edge.dst)] = edge
+        self.out.setdefault(edge.src, []).append(edge.dst)
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            n = todo.pop()
+            if n == goal:
+                return True
+            for m in self.out.get(n, ()):
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return False
 
 
 def _inputs_first(fns: list[Any], children: dict[int, list[Any]]) -> Iterable[Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .tensors import Stats
+
 
 @dataclass
 class TensorNode:
@@ -33,6 +35,34 @@ class TensorNode:
     cut: str | None = None  # "detach()" or "no_grad": made from a tensor that requires grad, without history
     kind: str = "tensor"
     line: int | None = None  # the script line that made it (None: not made by the script's own lines)
+    # Memory layout (None where the tensor has no strided storage: sparse, nested, meta).
+    stride: list[int] | None = None
+    storage_offset: int | None = None
+    contiguous: bool | None = None
+    version: int | None = None  # t._version: bumped by every in-place change
+    storage: str | None = None  # equal for exactly the tensors and arrays sharing one storage
+    element_size: int | None = None  # bytes per element
+    storage_bytes: int | None = None  # bytes of its whole storage (a view's is its base's): memory per device
+    values: np.ndarray | None = None  # the first VALUES_ON_NODE elements, flat, row-major
+    stats: Stats | None = None  # over all values (real floating tensors), when asked for
+    inplace: list[str] = field(default_factory=list)  # in-place ops the script ran on it: "add_ (line 7)"
+    origin: str | None = None  # the torch call that made it from other tensors, without autograd: "cat"
+
+
+VALUES_ON_NODE = 64  # elements of each tensor that travel with its node
+
+
+@dataclass
+class ArrayNode:
+    """A NumPy array the script named: drawn beside the tensors it shares memory with."""
+    id: str
+    key: str
+    name: str
+    shape: list[int]
+    dtype: str
+    storage: str | None = None  # as TensorNode.storage: equal when they share memory
+    values: np.ndarray | None = None  # the first VALUES_ON_NODE elements, flat
+    kind: str = "array"
 
 
 @dataclass
@@ -71,13 +101,16 @@ class ModuleNode:
     call: int = 0  # which forward call of that module (a ReLU used twice in a block is two boxes)
 
 
-Node = TensorNode | OpNode | SavedNode | ModuleNode
+Node = TensorNode | OpNode | SavedNode | ModuleNode | ArrayNode
 
 
 @dataclass
 class Edge:
     src: str
     dst: str
+    kind: str | None = None  # None: autograd; "view": base -> a view of its storage;
+    # "data": a named input -> the named output of a torch call without autograd
+    op: str | None = None  # for "data" (and "view") edges: the torch function, "cat"
 
 
 @dataclass
@@ -120,12 +153,25 @@ def graph_to_dict(graph: Graph) -> dict:
     nodes = []
     for n in graph.nodes:
         d = dict(n.__dict__)
+        if n.kind in ("tensor", "array"):
+            d["values"] = None if n.values is None else json_safe(n.values)
         if n.kind == "tensor":
             d["grad"] = None if n.grad is None else json_safe(n.grad)
-            if not d["aliases"]:
-                d.pop("aliases")
+            d["stats"] = None if n.stats is None else json_safe(dict(n.stats.__dict__))
+            for key in ("aliases", "inplace"):
+                if not d[key]:
+                    d.pop(key)
         elif n.kind == "op":
             d.pop("scope")  # how the window folds modules; "module" says where it was made
         nodes.append(d)
     return {"format": "torchscope.graph/1", "nodes": nodes,
-            "edges": [{"from": e.src, "to": e.dst} for e in graph.edges]}
+            "edges": [_edge_dict(e) for e in graph.edges]}
+
+
+def _edge_dict(e: Edge) -> dict:
+    d = {"from": e.src, "to": e.dst}
+    if e.kind is not None:
+        d["kind"] = e.kind
+    if e.op is not None:
+        d["op"] = e.op
+    return d

@@ -2,6 +2,9 @@
 backward, or zeroed grads all answer with a RunResult."""
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from dataclasses import dataclass, field
 
 from .backward import BackwardTrace, GradInfo
@@ -23,6 +26,20 @@ class RunError:
 
 
 @dataclass
+class KernelInfo:
+    """The Python process that ran the script: an attached kernel, or the headless
+    export's child process. The export writes it as `"kernel"`."""
+    pid: int
+    hostname: str
+    python: str  # "3.11.9"
+    torch: str
+
+    @classmethod
+    def of_this_process(cls, torch_version: str) -> KernelInfo:
+        return cls(os.getpid(), socket.gethostname(), sys.version.split()[0], torch_version)
+
+
+@dataclass
 class RunResult:
     graph: Graph | None
     values: dict[str, TensorValues] = field(default_factory=dict)  # tensor node id -> values
@@ -39,3 +56,6 @@ class RunResult:
     backward_calls: list[BackwardTrace] = field(default_factory=list)
     grad_history: dict[str, list[GradInfo | None]] = field(default_factory=dict)  # leaf -> .grad after each Backward (None: zeroed)
     cwd: str = ""  # the folder the script ran in
+    data: list = field(default_factory=list)  # DataInfo of each Dataset/DataLoader/transform (core.model.data)
+    kernel: KernelInfo | None = None  # the process that ran it (set by the headless export)
+    tensor_view: "TensorView | None" = None  # --tensor NAME (core.model.tensor_view.TensorView)

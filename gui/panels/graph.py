@@ -9,23 +9,129 @@ the user has not zoomed, and keeps the user's zoom while the graph stays alike.
 """
 from __future__ import annotations
 
+import gc
+from dataclasses import dataclass
+from typing import Callable
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.collapse import FOLD_ABOVE, collapse, drawn_as, readable_depth
+from core.collapse import FOLD_ABOVE, collapse, drawn_as, readable_depth, scopes
 from core.hooks import HOOKS
 from core.labels import node_lines, run_error_text
-from core.layout import Layout, alike, badge_sizes, dot_available, layout_graph, layout_with_dot, \
-    positions_by_key
+from core.layout import Layout, LayoutCancelled, Metrics, alike, badge_sizes, dot_available, layout_graph, \
+    layout_with_dot, positions_by_key
 from core.model.backward import step_plan
 from core.model.graph import Graph
 from gui import theme
-from gui.graph_scene import GraphScene, StepOverlay
+from gui.graph_scene import CHUNK, GraphScene, SceneData, StepOverlay, scene_data
 from gui.layout_worker import LayoutWorker
 
 SYNC_LAYOUT_LIMIT = 400  # nodes; bigger graphs are laid out in the worker
 DOT_NODE_LIMIT = 1500  # past this, dot takes seconds: the built-in layout is used instead
 MAX_FIT_ZOOM = 1.8
 MIN_ZOOM, MAX_ZOOM = 0.005, 8.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to draw, read off the states when it is asked for: `prepare` works from
+    this alone (in the layout worker for a big graph)."""
+    graph: Graph  # the run's graph
+    show_saved: bool
+    fold: int | None  # GraphViewState.fold
+    opened: frozenset[str]
+    closed: frozenset[str]
+    trace: object  # the recorded backward (its badges need room), or None
+    metrics: Metrics
+    previous: dict  # node key -> position in the last drawing
+    dot: bool  # lay out with Graphviz when it is small enough
+
+
+@dataclass
+class Prepared:
+    """A drawing made ready by `prepare`: all the GUI thread has left to do is make
+    the items."""
+    full: Graph  # the run's graph, with or without saved tensors
+    shown: Graph  # what is drawn: closed modules as boxes
+    drawn_as: dict[str, str]  # full graph's node id -> the id drawn
+    auto_depth: int | None  # modules this deep start closed
+    layout: Layout
+    how: str  # "" for the built-in layout, else how it was laid out
+    positions: dict  # node key -> position: the next drawing's `previous`
+    counts: dict[str, int]  # tensors, ops, saved in the full graph; closed modules shown
+    data: SceneData
+
+
+class GraphCache:
+    """What depends on the run's graph alone, made once per graph (folding a 20,000-node
+    model again need not find every node's modules again). Safe from either thread."""
+
+    def __init__(self):
+        self._graph: Graph | None = None
+        self._memo: dict = {}
+
+    def get(self, graph: Graph, what: str, make: Callable[[], object]):
+        if graph is not self._graph:
+            self._graph, self._memo = graph, {}
+        memo = self._memo
+        if what not in memo:
+            memo[what] = make()
+        return memo[what]
+
+
+def auto_depth(graph: Graph, fold: int | None, cache: GraphCache) -> int | None:
+    """Modules this deep start closed: the fold asked for, or for a big graph the
+    deepest that stays readable."""
+    if fold is not None:
+        return fold or None
+    if len(graph.nodes) <= FOLD_ABOVE:
+        return None
+    return cache.get(graph, "readable", lambda: readable_depth(graph, home=cache.get(graph, "scopes",
+                                                                                   lambda: scopes(graph))))
+
+
+def prepare(req: Request, cancelled: Callable[[], bool], cache: GraphCache) -> Prepared:
+    """Everything a drawing needs, from the request alone: the graph as shown (saved
+    tensors or not, closed modules as boxes), its layout and its scene data. Raises
+    LayoutCancelled when `cancelled()` turns true."""
+    graph = req.graph
+    if len(graph.nodes) > CHUNK:
+        gc.freeze()  # see GraphScene.draw: the run's graph is long-lived, keep the collector off it
+    full = graph if req.show_saved else cache.get(graph, "without_saved", graph.without_saved)
+    depth = auto_depth(graph, req.fold, cache)
+
+    def is_open(module: str) -> bool:
+        return module in req.opened or (module not in req.closed
+                                        and (depth is None or module.count(".") + 1 < depth))
+    mapping: dict[str, str] = {}
+    shown = full
+    if full.modules:
+        # the run graph's scopes serve `full` too: saved tensors only add entries of their own
+        mapping = drawn_as(full, is_open, cache.get(graph, "scopes", lambda: scopes(graph)))
+        shown = collapse(full, is_open, mapping)
+    ids = {n.id for n in shown.nodes}
+    below = {k: v for k, v in badge_sizes(full, req.trace, req.metrics).items() if k in ids}
+    lines = {n.id: node_lines(n) for n in shown.nodes}
+    how, layout = "", None
+    if req.dot and len(shown.nodes) <= DOT_NODE_LIMIT:
+        try:
+            layout, how = layout_with_dot(shown, req.metrics, cancelled=cancelled), "laid out by Graphviz dot"
+        except LayoutCancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - dot missing, timed out, crashed
+            how = f"Graphviz dot failed ({type(exc).__name__}: {exc}); built-in layout used"
+    if layout is None:
+        layout = layout_graph(shown, req.previous, metrics=req.metrics, cancelled=cancelled, below=below,
+                              lines=lines)
+    if cancelled():
+        raise LayoutCancelled
+    counts = {k: 0 for k in ("tensor", "op", "saved")}
+    for n in full.nodes:
+        if n.kind in counts:
+            counts[n.kind] += 1
+    counts["module"] = sum(1 for n in shown.nodes if n.kind == "module")
+    return Prepared(full, shown, mapping, depth, layout, how, positions_by_key(shown, layout) if not how else {},
+                    counts, scene_data(shown, layout, lines=lines))
 
 
 class GraphView(QtWidgets.QGraphicsView):
@@ -127,6 +233,7 @@ class GraphPanel(QtWidgets.QWidget):
         self.previous: dict[str, tuple[float, float]] = {}  # key -> position, last drawing only
         self.drawn_as: dict[str, str] = {}  # full graph's node id -> the id drawn
         self.auto_depth: int | None = None  # modules this deep start closed (a big graph)
+        self.cache = GraphCache()
         self.user_zoomed = False
         self._matches: list[str] = []
         self._match_index = -1
@@ -225,12 +332,8 @@ class GraphPanel(QtWidgets.QWidget):
     # --- from the states ------------------------------------------------------------
     def _on_graph(self) -> None:
         """A new graph: nodes that were drawn before keep their place."""
-        graph = self.run.graph
-        fold = self.view_state.fold
-        self.auto_depth = (readable_depth(graph) if len(graph.nodes) > FOLD_ABOVE else None) \
-            if fold is None else (fold or None)
         self._on_error()
-        self._relayout(fit=self.shown is None or not alike(graph, self.previous))
+        self._relayout(fit=self.shown is None or not alike(self.run.graph, self.previous))
 
     def _on_error(self) -> None:
         """Dim the drawing while the code has an error (this is the last good graph)."""
@@ -245,12 +348,6 @@ class GraphPanel(QtWidgets.QWidget):
         if self.run.graph is None:
             return
         fold = self.view_state.fold
-        if fold is not None:
-            self.auto_depth = fold or None
-        elif len(self.run.graph.nodes) > FOLD_ABOVE:
-            self.auto_depth = readable_depth(self.run.graph)
-        else:
-            self.auto_depth = None
         self.fold_box.setCurrentIndex(0 if fold is None else fold + 1)
         self._relayout(fit=True)
 
@@ -303,66 +400,48 @@ class GraphPanel(QtWidgets.QWidget):
         return self.view_state.use_dot and dot_available()
 
     # --- layout ---------------------------------------------------------------------------
-    def _shown(self) -> tuple[Graph, Graph, dict[str, tuple[float, float]]]:
-        """(the run's graph as shown, with saved tensors or not; what is drawn, closed
-        modules as boxes; the room to keep under nodes for the backward's badges)."""
-        graph = self.run.graph
-        full = graph if self.view_state.show_saved else graph.without_saved()
-
-        def is_open(module: str) -> bool:
-            default = self.auto_depth is None or module.count(".") + 1 < self.auto_depth
-            return self.view_state.is_open(module, default)
-        shown = collapse(full, is_open) if full.modules else full
-        self.drawn_as = drawn_as(full, is_open) if full.modules else {}
-        trace = self.backward.trace
-        ids = {n.id for n in shown.nodes}
-        below = {k: v for k, v in badge_sizes(full, trace, self.scene.metrics).items() if k in ids}
-        return full, shown, below
+    def _request(self) -> Request:
+        v = self.view_state
+        return Request(self.run.graph, v.show_saved, v.fold, frozenset(v.opened), frozenset(v.closed),
+                       self.backward.trace, self.scene.metrics, dict(self.previous), self.use_dot())
 
     def _relayout(self, fit: bool = False) -> None:
-        full, shown, below = self._shown()
-        metrics, previous = self.scene.metrics, dict(self.previous)
-        if self.use_dot() and len(shown.nodes) <= DOT_NODE_LIMIT:
-            def job(cancelled):
-                return full, shown, layout_with_dot(shown, metrics, cancelled=cancelled), "laid out by Graphviz dot"
-        else:
-            def job(cancelled):
-                return full, shown, layout_graph(shown, previous, metrics=metrics, cancelled=cancelled,
-                                                 below=below), ""
+        """Draw the run's graph again as the states say: a small one here and now, a big
+        one (or any for Graphviz) prepared in the worker, the old drawing staying till then."""
+        req = self._request()
         self._fit_after_layout = fit or self._fit_after_layout
-        if len(shown.nodes) <= SYNC_LAYOUT_LIMIT and not self.use_dot():
+        if len(req.graph.nodes) <= SYNC_LAYOUT_LIMIT and not req.dot:
             self.worker.cancel()
-            self._draw(*job(lambda: False))
+            self._draw(prepare(req, lambda: False, self.cache))
         else:
-            self.info.setText(f"laying out {len(shown.nodes)} nodes…")
-            self.worker.submit(job)
+            count = len(req.graph.nodes) if req.show_saved else \
+                sum(1 for n in req.graph.nodes if n.kind != "saved")
+            self.info.setText(f"laying out {count} nodes…")
+            self.worker.submit(lambda cancelled: prepare(req, cancelled, self.cache))
 
-    def _on_laid_out(self, _number: int, result) -> None:
-        self._draw(*result)
+    def _on_laid_out(self, _number: int, result: Prepared) -> None:
+        self._draw(result)
 
     def _on_layout_failed(self, _number: int, why: str) -> None:
-        """Graphviz failed or timed out: the built-in layout instead, and why."""
-        full, shown, below = self._shown()
-        self._draw(full, shown, layout_graph(shown, self.previous, metrics=self.scene.metrics, below=below),
-                   f"Graphviz dot failed ({why}); built-in layout used")
+        self.info.setText(f"could not lay out the graph ({why})")
 
-    def _draw(self, full: Graph, shown: Graph, layout: Layout, how: str) -> None:
-        self.full, self.shown, self.layout_ = full, shown, layout
-        self.view_state.drawn = shown
-        self.info.setToolTip(how)
-        if not how:
-            self.previous = positions_by_key(shown, layout)
+    def _draw(self, p: Prepared) -> None:
+        self.full, self.shown, self.layout_, self.drawn_as = p.full, p.shown, p.layout, p.drawn_as
+        self.auto_depth = p.auto_depth
+        self.view_state.drawn = p.shown
+        self.info.setToolTip(p.how)
+        if not p.how:
+            self.previous = p.positions
         self.overlay.forget()  # scene.draw clears the scene, overlay items with it
-        counts = {k: len(full.by_kind(k)) for k in ("tensor", "op", "saved")}
-        modules = len(shown.by_kind("module"))
+        counts = p.counts
         self.info.setText(f"{counts['tensor']} tensors · {counts['op']} ops"
                           + (f" · {counts['saved']} saved" if self.view_state.show_saved else "")
-                          + (f" · {modules} closed modules" if modules else ""))
+                          + (f" · {counts['module']} closed modules" if counts["module"] else ""))
         self._show_crumbs()
         if self._fit_after_layout or not self.user_zoomed:
             self.fit_when_drawn = True
         self._fit_after_layout = False
-        self.scene.draw(shown, layout)  # `drawn` (now, or a few turns later): _on_drawn
+        self.scene.draw(p.shown, p.layout, data=p.data)  # `drawn` (now, or a few turns later): _on_drawn
         if self.fit_when_drawn and self.scene.is_drawing():
             self.fit()  # the overview is there already
 

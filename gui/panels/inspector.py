@@ -6,11 +6,12 @@ the backward shown); it computes nothing of its own.
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 from PySide6 import QtWidgets
 
-from core.labels import format_grad
+from core.labels import format_call, format_grad
 from core.model.graph import Graph
 from core.model.tensors import Stats, TensorValues
 from gui import theme
@@ -60,6 +61,20 @@ def tensor_html(node, summary: TensorValues | None, history: list | None = None)
         _row("shape", tuple(node.shape)), _row("dtype", node.dtype), _row("device", node.device),
         _row("requires_grad", node.requires_grad), _row("is_leaf", node.is_leaf),
         _row("grad_fn", node.grad_fn), _row("retains_grad", node.retains_grad)])
+    if node.stride is not None:
+        rows += _row("stride", tuple(node.stride)) + _row("storage_offset", node.storage_offset)
+        rows += _row("is_contiguous()", node.contiguous)
+    if node.version is not None:
+        rows += _row("_version", f"{node.version}" + (" (changed in place)" if node.version else ""))
+    if node.element_size is not None:
+        numel = math.prod(node.shape)
+        rows += _row("element_size()", f"{node.element_size} bytes")
+        rows += _row("bytes", f"{numel * node.element_size:,} ({numel:,} × {node.element_size})")
+    if node.origin and not node.grad_fn:
+        rows += _row("made by", f"torch {format_call(node.origin)}"
+                     + (f" on line {node.line}" if node.line else ""))
+    if node.inplace:
+        rows += _row("in-place ops", ", ".join(node.inplace))
     if node.aliases:
         rows += _row("also named", ", ".join(node.aliases))
     if node.cut:
@@ -85,6 +100,23 @@ def tensor_html(node, summary: TensorValues | None, history: list | None = None)
             out += "<pre>" + html.escape(
                 format_values(summary.grad_preview, node.shape, summary.numel)) + "</pre>"
     return out + history_html(history or [])
+
+
+def array_html(graph: Graph, node) -> str:
+    """A NumPy array the script named, and the tensors that share its memory."""
+    twins = [n.name or n.id for n in graph.nodes
+             if n.kind == "tensor" and node.storage and n.storage == node.storage]
+    rows = _row("shape", tuple(node.shape)) + _row("dtype", node.dtype)
+    rows += _row("shares memory with", ", ".join(twins) if twins else "no tensor")
+    out = (f"<h3>{html.escape(node.name)} <small style='color:{theme.MUTED}'>NumPy array</small></h3>"
+           f"<table>{rows}</table>")
+    if node.values is not None:
+        out += "<p><b>values</b></p><pre>" + html.escape(
+            format_values(node.values, node.shape, math.prod(node.shape))) + "</pre>"
+    if twins:
+        out += ("<p>torch.from_numpy() and .numpy() share memory: a change to one "
+                "is seen by the other.</p>")
+    return out
 
 
 def _label(node) -> str:
@@ -170,5 +202,7 @@ class InspectorPanel(QtWidgets.QTextBrowser):
         elif node.kind == "op":
             step = self.backward.current_step(node_id)
             self.setHtml(op_html(graph, node) + (step_html(step) if step is not None else ""))
+        elif node.kind == "array":
+            self.setHtml(array_html(graph, node))
         else:
             self.setHtml(saved_html(graph, node))

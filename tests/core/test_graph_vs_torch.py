@@ -151,7 +151,7 @@ class GraphSide:
     def __init__(self, data: dict):
         self.data = data
         self.nodes = {n["id"]: n for n in data["nodes"]}
-        self.edges = [(e["from"], e["to"]) for e in data["edges"]]
+        self.edges = [(e["from"], e["to"]) for e in data["edges"] if "kind" not in e]  # autograd only
         self.inputs: dict[str, list[str]] = {}
         for s, d in self.edges:
             if self.nodes[s]["kind"] != "saved":
@@ -580,7 +580,10 @@ def test_detach_cuts_the_graph():
     t = tensors(data)
     assert t["d"]["is_leaf"] and not t["d"]["requires_grad"] and t["d"]["grad_fn"] is None
     assert t["x"]["grad"] == [1.0, 4.0, 9.0]  # z = sum(x^2 (detached) * x)
-    assert not any(e["to"] == t["d"]["id"] or e["from"] == t["d"]["id"] for e in data["edges"])
+    autograd = [e for e in data["edges"] if "kind" not in e]
+    assert not any(e["to"] == t["d"]["id"] or e["from"] == t["d"]["id"] for e in autograd)
+    # detach() keeps the storage: the only edge to `d` is the dashed "shares storage" one
+    assert [(e["from"], e["kind"]) for e in data["edges"] if e["to"] == t["d"]["id"]] == [(t["y"]["id"], "view")]
 
 
 def test_no_grad_result_has_no_history():
@@ -646,12 +649,13 @@ def test_classifier_ops():
     assert any("Nll" in n or "LogSoftmax" in n for n in names)
 
 
-def test_plain_tensors_are_listed_without_edges():
+def test_plain_tensors_have_no_autograd_edges_only_a_data_edge():
     _, data, _ = run_and_compare(PLAIN)
     t = tensors(data)
     for name in ("plain", "other"):
         assert not t[name]["requires_grad"] and t[name]["grad_fn"] is None
-    assert data["edges"] == [] and ops(data) == Counter()
+    assert ops(data) == Counter()
+    assert data["edges"] == [{"from": t["plain"]["id"], "to": t["other"]["id"], "kind": "data", "op": "mul"}]
 
 
 def test_unnamed_leaf_has_name_null():
