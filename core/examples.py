@@ -10,7 +10,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "examples"
 
 # (chapter, [file names in resources/examples, in menu order])
 CHAPTERS: list[tuple[str, list[str]]] = [
-    ("Tensors", ["10_tensor_attributes.py", "11_tensor_creation.py"]),
+    ("Tensors", ["10_tensor_attributes.py", "11_tensor_creation.py", "12_tensor_operations.py",
+                 "13_views_and_inplace.py", "14_numpy_bridge.py"]),
     ("Data: Dataset, DataLoader, transforms", [
         "21_fashion_mnist_dataloader.py", "22_custom_dataset.py", "23_transforms_one_hot.py"]),
     ("GPU", ["08_gpu.py", "31_cuda_tensors.py", "32_data_parallel.py"]),

@@ -369,8 +369,9 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.edges.append(layer)
         for style, path in (data.overview or {}).items():
             fill, border = theme.STYLE[style]
-            outline = QtGui.QPen(QtGui.QColor(border), 1.0)
-            outline.setCosmetic(True)
+            # a zero-width pen is the same one-pixel outline, and spares the item stroking
+            # 30,000 rects just to learn its bounding rect
+            outline = QtGui.QPen(QtGui.QColor(border), 0.0)
             item = self.addPath(path, outline, QtGui.QBrush(QtGui.QColor(fill)))
             item.setZValue(0.9)
             item.setVisible(not self.detailed)
@@ -386,6 +387,9 @@ class GraphScene(QtWidgets.QGraphicsScene):
     def _add_chunk(self) -> None:
         chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
         self._add_nodes(chunk)
+        # Index this chunk now (a query does it): left to the index's own timer, or to
+        # the first paint away from the fitted view, all 30,000 would be indexed at once.
+        self.items(QtCore.QRectF(self.sceneRect().topLeft(), QtCore.QSizeF(1, 1)))
         if self._pending:
             self._chunks.start()
         else:

@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from ..model.data import (BatchRequest, DataBatch, DataInfo, OfflineCopyReply, OfflineCopyRequest, Stage,
                           Stages, StagesRequest)
 from ..model.run import RunError
+from .script_folder import working_folder
 from .tensors import dtype_name
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "resources" / "data"
@@ -348,8 +349,6 @@ def own_rng(seed: int | None = 0):
 @contextlib.contextmanager
 def in_script_folder(cwd: str | None):
     """The script's folder (its relative paths), its prints swallowed."""
-    from .runner import working_folder
-
     with working_folder(cwd), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         yield

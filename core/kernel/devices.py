@@ -40,8 +40,8 @@ except ImportError as exc:  # noqa: F841 - kept for the reason
 else:
     _PYNVML_IMPORT_ERROR = ""
 
-PUSH_PERIOD_S = 0.3  # samples go out in batches about this often (at 10 Hz: 3 a message),
-# which spares the kernel and the window two thirds of the messages
+PUSH_PERIOD_S = 0.5  # samples go out in batches about this often (at 10 Hz: 5 a message),
+# which spares the kernel and the window most messages (the panel redraws once a second)
 WINDOW_RSS_TTL = 1.0  # s: the window's RSS is read at most this often
 PROCESSES_TTL = 2.0  # s: NVML's process lists are the slow query (nvitop caches them 2 s too)
 

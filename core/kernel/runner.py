@@ -30,6 +30,7 @@ from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import (Recording, ScriptBackwards, StopAfterCall, grad_info, record_backward, resolve_ids,
                      zero_grads)
 from .data import describe_into, plain_data_error
+from .script_folder import working_folder
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState
 from .trace import CallTracker, OriginTracker, bindings_of, named_tensors, trace_graph
@@ -132,27 +133,6 @@ def script_streams(out: CappedText, err: CappedText):
             yield
     finally:
         sys.stdin = stdin
-
-
-@contextlib.contextmanager
-def working_folder(cwd: str | None):
-    """Run in `cwd` (when given), with it first on sys.path; afterwards the current
-    directory and sys.path are what they were, whatever the script changed."""
-    path = list(sys.path)
-    try:
-        before = os.getcwd()
-    except OSError:  # the kernel's own folder was deleted
-        before = None
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-            sys.path.insert(0, cwd)
-        yield
-    finally:
-        sys.path[:] = path
-        if before is not None:
-            with contextlib.suppress(OSError):
-                os.chdir(before)
 
 
 def python_hint(exc: BaseException, described: traceback.TracebackException) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..model.tensor_view import (COMPLEX_PARTS, GONE, HEATMAP, HIST_BINS, IMAGE, INDICES, MAX_POINTS,
-                                 MAX_SIDE, SHAPE_ONLY, STRIP_CELLS, VALUES, StorageLayout, StorageView,
+                                 SHAPE_ONLY, STRIP_CELLS, VALUES, StorageLayout, StorageView,
                                  TensorView, TensorViewRequest, ViewStats, default_dims, is_image_shape,
                                  summary_line)
 from .tensors import dtype_name

@@ -12,6 +12,7 @@ tensor's ``grad_fn`` to the tensor. Inputs are at the top.
 from __future__ import annotations
 
 import ast
+import bisect
 import hashlib
 import sys
 import weakref
@@ -19,6 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..model.graph import VALUES_ON_NODE, ArrayNode, Edge, Graph, OpNode, SavedNode, TensorNode
 from ..model.tensors import VALUES_LIMIT
@@ -29,12 +31,38 @@ SAVED_PREFIX = "_saved_"
 
 class Origin:
     """The torch call that made a tensor without a grad_fn: its name, the script line,
-    and its tensor inputs, each with its own Origin (so `c = torch.cat([a * 2, b])`
-    still leads from `c` back to the named `a` through the unnamed product)."""
-    __slots__ = ("ref", "op", "line", "inputs", "depth")
+    and its tensor inputs, each as its own Origin (so `c = torch.cat([a * 2, b])`
+    still leads from `c` back to the named `a` through the unnamed product) or, for
+    an input without one, a weakref to it."""
+    __slots__ = ("ref", "op", "where", "inputs", "depth")
 
-    def __init__(self, ref, op: str, line: int | None, inputs: list, depth: int):
-        self.ref, self.op, self.line, self.inputs, self.depth = ref, op, line, inputs, depth
+    def __init__(self, ref, op: str, where, inputs: list, depth: int):
+        self.ref, self.op, self.where, self.inputs, self.depth = ref, op, where, inputs, depth
+
+    @property
+    def line(self) -> int | None:
+        return line_at(self.where)
+
+
+_LINE_TABLES: dict = {}  # code object -> (sorted bytecode offsets, their lines)
+
+
+def line_at(where) -> int | None:
+    """The line of a (code object, bytecode offset) pair noted while the script ran.
+    Noting `frame.f_lineno` itself would cost a scan of the code's line table on
+    every torch call (9 µs a call in a 1,000-line script); this looks it up once."""
+    if where is None:
+        return None
+    code, lasti = where
+    table = _LINE_TABLES.get(code)
+    if table is None:
+        spans = sorted((start, line) for start, _, line in code.co_lines() if line is not None)
+        table = _LINE_TABLES[code] = ([s for s, _ in spans], [ln for _, ln in spans])
+        if len(_LINE_TABLES) > 256:
+            _LINE_TABLES.clear()
+            _LINE_TABLES[code] = table
+    i = bisect.bisect_right(table[0], lasti) - 1
+    return table[1][i] if i >= 0 else None
 
 
 ORIGIN_DEPTH = 8  # an Origin keeps its inputs' Origins this many calls deep (a loop of
@@ -58,70 +86,82 @@ class CallTracker(torch.overrides.TorchFunctionMode):
         self.prune_at = 50_000
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        out = func(*args, **kwargs) if kwargs else func(*args)
         try:
             self._note(func, args, kwargs, out)
         except Exception:  # noting is best effort; the user's op already ran
             pass
         return out
 
-    def _script_line(self) -> int | None:
+    def _script_line(self, depth: int):
+        """Where in the script the torch call being noted is, as (code, bytecode
+        offset) for `line_at`; `depth` frames up from here is the caller of
+        __torch_function__."""
         if self.filename is None:
             return None
-        frame = sys._getframe(3)
+        frame = sys._getframe(depth)
         for _ in range(3):  # the script's own call is within a few frames
             if frame is None or frame.f_code.co_filename == self.filename:
                 break
             frame = frame.f_back
-        return frame.f_lineno if frame is not None and frame.f_code.co_filename == self.filename else None
+        return (frame.f_code, frame.f_lasti) if frame is not None and frame.f_code.co_filename == self.filename \
+            else None
 
     def _note(self, func, args, kwargs, out) -> None:
+        """Runs after every torch call: keep it cheap (issue 9: ≤ 10% of a script's time)."""
         name = getattr(func, "__name__", "")
-        line = self._script_line()
-        first = args[0] if args else None
-        if (name.endswith("_") and not name.startswith("_") and isinstance(first, torch.Tensor)
-                and out is first):
-            ref, ops = self.inplace.get(id(first), (None, None))
-            if ref is None or ref() is not first:
-                ops = []
-                self.inplace[id(first)] = (weakref.ref(first), ops)
-            if len(ops) < 8:
-                ops.append(name + (f" (line {line})" if line is not None else ""))
+        if name[-1:] == "_" and args and out is args[0] and name[:1] != "_":
+            self._note_inplace(name, out)
             return  # it stays what it was: no new Origin
-        reason = None
-        if name in ("detach", "detach_"):
-            reason = "detach()"
-        elif not torch.is_grad_enabled() and any(
-                isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-            reason = "no_grad"
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        inputs = None
+        if isinstance(out, Tensor):
+            outs = (out,)
+        elif isinstance(out, (tuple, list)):
+            outs = out
+        else:
+            return
+        inputs, depth, line, reason = None, 0, None, ""
         for o in outs:
-            if not isinstance(o, torch.Tensor):
-                continue
+            if not isinstance(o, Tensor) or o.grad_fn is not None:
+                continue  # autograd knows where a tensor with a grad_fn came from
+            if inputs is None:
+                inputs, depth = self._inputs(args, kwargs)
+                line = self._script_line(3)  # here, _note, __torch_function__, the caller
+                reason = "detach()" if name in ("detach", "detach_") else (
+                    "no_grad" if not torch.is_grad_enabled() and any(
+                        isinstance(a, Tensor) and a.requires_grad for a in args) else None)
             if reason and not o.requires_grad:
                 self.cut[id(o)] = (weakref.ref(o), reason)
-            if o.grad_fn is not None:
-                continue  # autograd knows where it came from
-            if inputs is None:
-                inputs = self._inputs(args, kwargs)
-            depth = 1 + max((i[1].depth for i in inputs if i[1] is not None), default=0)
-            if depth > ORIGIN_DEPTH:
-                inputs, depth = [(r, None) for r, _ in inputs], 1
             self.origins[id(o)] = Origin(weakref.ref(o), name, line, inputs, depth)
         if len(self.origins) > self.prune_at:
             self.origins = {k: v for k, v in self.origins.items() if v.ref() is not None}
             self.prune_at = max(50_000, 2 * len(self.origins))
 
-    def _inputs(self, args, kwargs) -> list:
-        """(weakref, its Origin or None) for each tensor among the call's arguments
-        (and inside a list or tuple argument: `torch.cat([a, b])`)."""
-        found = []
-        for a in list(args) + list((kwargs or {}).values()):
-            for t in (a if isinstance(a, (list, tuple)) else (a,)):
-                if isinstance(t, torch.Tensor):
-                    found.append((weakref.ref(t), self.origin(t)))
-        return found
+    def _note_inplace(self, name: str, t: torch.Tensor) -> None:
+        line = self._script_line(4)  # here, _note_inplace, _note, __torch_function__, the caller
+        ref, ops = self.inplace.get(id(t), (None, None))
+        if ref is None or ref() is not t:
+            ops = []
+            self.inplace[id(t)] = (weakref.ref(t), ops)
+        if len(ops) < 8:
+            ops.append((name, line))
+
+    def _inputs(self, args, kwargs) -> tuple[list, int]:
+        """(for each tensor among the call's arguments, and inside a list or tuple
+        argument (`torch.cat([a, b])`): its Origin, or a weakref where it has none;
+        the new Origin's depth)."""
+        origins, found, depth = self.origins, [], 0
+        for a in (args if not kwargs else (*args, *kwargs.values())):
+            for t in ((a,) if isinstance(a, Tensor) else a if isinstance(a, (list, tuple)) else ()):
+                if isinstance(t, Tensor):
+                    e = origins.get(id(t))
+                    if e is not None and e.ref() is t:
+                        found.append(e)
+                        depth = max(depth, e.depth)
+                    else:
+                        found.append(weakref.ref(t))
+        if depth >= ORIGIN_DEPTH:  # keep the chain short: inputs by weakref only
+            return [e.ref if isinstance(e, Origin) else e for e in found], 1
+        return found, depth + 1
 
     def origin(self, t: torch.Tensor) -> Origin | None:
         entry = self.origins.get(id(t))
@@ -132,8 +172,11 @@ class CallTracker(torch.overrides.TorchFunctionMode):
         return entry.line if entry is not None else None
 
     def inplace_ops(self, t: torch.Tensor) -> list[str]:
+        """The in-place ops run on `t`, as "add_ (line 7)"."""
         ref, ops = self.inplace.get(id(t), (None, None))
-        return list(ops) if ref is not None and ref() is t else []
+        if ref is None or ref() is not t:
+            return []
+        return [name + (f" (line {line_at(where)})" if where is not None else "") for name, where in ops]
 
     def reason(self, t: torch.Tensor) -> str | None:
         entry = self.cut.get(id(t))
@@ -143,15 +186,16 @@ class CallTracker(torch.overrides.TorchFunctionMode):
 
 
 MODULE_KEY = "torchscope_module"  # in an autograd node's metadata: the module calls that made it
-LINE_KEY = "torchscope_line"  # and the script line
+LINE_KEY = "torchscope_line"  # and where in the script, for `line_at`
 
 
-def script_line(filename: str) -> int | None:
-    """The line of the script's innermost frame on the stack, if it is there."""
+def script_place(filename: str):
+    """(code, bytecode offset) of the script's innermost frame on the stack, if it is
+    there, for `line_at`."""
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename == filename:
-            return frame.f_lineno
+            return frame.f_code, frame.f_lasti
         frame = frame.f_back
     return None
 
@@ -206,9 +250,9 @@ class OriginTracker:
         meta = node.metadata
         if self.scope:  # (module, its call number), outermost first: a module called
             meta[MODULE_KEY] = self.scope  # twice (a ReLU reused in a block) is two boxes
-        line = script_line(self.filename)
-        if line is not None:
-            meta[LINE_KEY] = line
+        where = script_place(self.filename)
+        if where is not None:
+            meta[LINE_KEY] = where
 
 
 
@@ -347,7 +391,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
             is_leaf=t.is_leaf, grad_fn=type(fn).__name__ if fn is not None else None,
             retains_grad=bool(t.retains_grad) if not t.is_leaf else False,
             grad=grad, has_grad=has_grad, cut=cuts.reason(t) if cuts is not None else None,
-            line=_meta(fn, LINE_KEY) if fn is not None else (origin.line if origin else None),
+            line=line_at(_meta(fn, LINE_KEY)) if fn is not None else (origin.line if origin else None),
             values=to_numpy(t, VALUES_ON_NODE), stats=tensor_stats(t) if stats and _real_float(t) else None,
             inplace=cuts.inplace_ops(t) if cuts is not None else [],
             origin=origin.op if origin is not None and origin.inputs else None, **memory_layout(t))
@@ -376,7 +420,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
                  if id(m) in modules]
         op_of[id(fn)] = OpNode(id=f"op{len(op_fns)}", key="", name=type(fn).__name__,
                                module=scope[-1].rpartition("#")[0] if scope else None,
-                               line=_meta(fn, LINE_KEY), scope=scope)
+                               line=line_at(_meta(fn, LINE_KEY)), scope=scope)
         op_fns.append(fn)
         nexts = [nf for nf, _ in fn.next_functions if nf is not None]
         children[id(fn)] = nexts
@@ -510,8 +554,8 @@ def storage_span(obj) -> tuple[str, int, int] | None:
 def _link_storage(extra: "ExtraEdges", members: list[tuple], tensor_by_obj: dict) -> None:
     """Give every tensor and array node its storage key (equal for exactly those whose
     memory overlaps one storage), and draw a "view" edge from each base to each view:
-    from `t._base` where torch knows it, else from the group's owner (an array that
-    owns its memory, or the first tensor that is not a view)."""
+    from `t._base` where it is named, else from the group's owner: an array that owns
+    its memory, else the tensor made on the earliest line."""
     spans = []
     for order, (node, obj) in enumerate(members):
         span = storage_span(obj)
@@ -537,8 +581,8 @@ def _link_storage(extra: "ExtraEdges", members: list[tuple], tensor_by_obj: dict
         ids = {id(obj) for _, _, obj in group}
         owner = next((n for _, n, o in group if isinstance(o, np.ndarray)
                       and not isinstance(_root_base(o), torch.Tensor)), None) \
-            or next((n for _, n, o in group if isinstance(o, torch.Tensor) and not o._is_view()), None) \
-            or group[0][1]
+            or min((m for m in group if isinstance(m[2], torch.Tensor)),
+                   key=lambda m: (m[1].line is None, m[1].line or 0, m[0]), default=group[0])[1]
         for _, node, obj in group:
             if node is owner:
                 continue
@@ -565,8 +609,9 @@ def _link_origins(extra: "ExtraEdges", named: list, tensor_by_obj: dict, cuts: C
             continue
         sources, seen, todo = [], set(), list(origin.inputs)
         while todo and len(seen) < 256:
-            ref, inner = todo.pop(0)
-            src = ref()
+            item = todo.pop(0)
+            inner = item if isinstance(item, Origin) else None
+            src = item.ref() if inner is not None else item()
             key = id(inner) if src is None else id(src)
             if key in seen:
                 continue

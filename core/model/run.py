@@ -58,4 +58,4 @@ class RunResult:
     cwd: str = ""  # the folder the script ran in
     data: list = field(default_factory=list)  # DataInfo of each Dataset/DataLoader/transform (core.model.data)
     kernel: KernelInfo | None = None  # the process that ran it (set by the headless export)
-    tensor_view: "TensorView | None" = None  # --tensor NAME (core.model.tensor_view.TensorView)
+    tensor_view: object | None = None  # --tensor NAME: a core.model.tensor_view.TensorView

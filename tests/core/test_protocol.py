@@ -231,7 +231,7 @@ def test_round_trip_keeps_output_and_timings():
     data, buffers = encode(s, "m2")
     back, _ = decode(*wire(data, buffers))
     assert back.stdout == "printed\n" and back.stderr == s.stderr
-    assert back.timings == s.timings and set(back.timings) == {"exec", "trace", "values"}
+    assert back.timings == s.timings and set(back.timings) == {"exec", "trace", "values", "data"}
     deep_equal(back, s)
 
 

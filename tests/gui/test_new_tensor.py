@@ -53,7 +53,7 @@ def test_new_tensor_inserts_one_line_at_the_cursor(qtbot, window):
                     timeout=60_000)
     editor = win.editor.editor
     original = win.editor.text()
-    k = next(i for i, text in enumerate(original.split("\n")) if " = " in text)  # a line of code
+    k = next(i for i, text in enumerate(original.split("\n")) if re.match(r"\w+ = ", text))  # x = …
     cursor = editor.textCursor()
     cursor.setPosition(editor.document().findBlockByNumber(k).position() + 3)  # inside it
     editor.setTextCursor(cursor)
