@@ -22,7 +22,7 @@ from gui.panels.devices import DevicesPanel
 from gui.panels.editor import EditorPanel
 from gui.panels.graph import GraphPanel
 from gui.panels.inspector import InspectorPanel
-from gui.panels.new_tensor import NewTensorDialog
+from gui.new_tensor_dialog import NewTensorDialog
 from gui.panels.tensor_view import TensorViewPanel
 from gui.session import Session
 from gui.state import States

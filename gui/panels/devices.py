@@ -27,7 +27,7 @@ from gui import theme
 REDRAW_MS = 1000  # one redraw a second (as a task manager), however fast samples come: the idle cost stays small
 RATES_HZ = [2.0, 5.0, 10.0]
 GIB = float(1 << 30)
-PLOT_HEIGHT = 130  # px per plot
+PLOT_HEIGHT = 150  # px per plot
 VALUE_POINTS = 20  # the large numbers, at scale 1
 CAPTION_POINTS = 10
 COLOURS = {"cpu": "#1565c0", "kernel": "#e65100", "window": "#6a1b9a", "used": "#1565c0",
@@ -135,7 +135,7 @@ class DevicesPanel(QtWidgets.QWidget):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
-        self.plots.setMinimumHeight(2 * PLOT_HEIGHT)
+        self.plots.setFixedHeight(2 * PLOT_HEIGHT)
         self.plots.ci.setSpacing(2)
         self.cpu_plot = _plot(self.plots, "CPU, last 60 s", "%", 100)
         self.cpu_curve = _curve(self.cpu_plot, "all cores", COLOURS["cpu"])
@@ -216,7 +216,10 @@ class DevicesPanel(QtWidgets.QWidget):
         self.where.setText(f"Kernel on {inv.hostname} (pid {inv.pid}), torch {inv.torch} — "
                            f"{cpu.model}, {cpu.cores} cores, {format_bytes(cpu.memory_total)} RAM")
         self.no_gpu.setVisible(bool(inv.cuda_error))
-        self.no_gpu.setText(inv.cuda_error or "")
+        plain, _, detail = (inv.cuda_error or "").partition(" (")
+        self.no_gpu.setText(f"<b>{html.escape(plain)}</b>" + (
+            f"<br><span style='color:{theme.MUTED}; font-size:small'>({html.escape(detail)}</span>"
+            if detail else ""))
         known = {g.index for g in inv.cuda}
         for index in list(self.gpu_plots):
             if index not in known:
@@ -241,7 +244,7 @@ class DevicesPanel(QtWidgets.QWidget):
                 tile.scale = self.theme.scale
                 self.tiles_box.addWidget(tile)
             self.gpu_tiles[g.index] = tiles
-        self.plots.setMinimumHeight(PLOT_HEIGHT * (2 + 2 * len(inv.cuda)))
+        self.plots.setFixedHeight(PLOT_HEIGHT * (2 + 2 * len(inv.cuda)))
         self.redraw()
 
     def _on_sampled(self) -> None:

@@ -80,6 +80,7 @@ def test_no_gpu_sentence_and_cpu_values(panel, qtbot):
     p.redraw()
     assert p.no_gpu.isVisible() and "No NVIDIA GPU can be used here" in p.no_gpu.text()
     assert "NVMLError_LibraryNotFound" in p.no_gpu.text()  # the real exception, not only words
+    assert p.no_gpu.text().startswith("<b>No NVIDIA GPU can be used here: no NVIDIA driver is installed.</b>")
     assert p.cpu_tile.value == "40 %"  # the mean of the cores
     assert p.ram_tile.value == "4.0 / 16.0 GiB"
     assert p.kernel_tile.value == "600.0 MiB" and "window 170.0 MiB" in p.kernel_tile.detail

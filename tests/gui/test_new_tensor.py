@@ -19,7 +19,7 @@ def fill(qtbot, field: QtWidgets.QLineEdit, text: str) -> None:
 
 
 def open_dialog(win):
-    from gui.panels.new_tensor import NewTensorDialog
+    from gui.new_tensor_dialog import NewTensorDialog
 
     win.new_tensor_act.trigger()
     dialog = win.findChild(NewTensorDialog)

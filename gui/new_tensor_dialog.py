@@ -220,6 +220,7 @@ class NewTensorDialog(QtWidgets.QDialog):
             if isinstance(widget, QtWidgets.QComboBox):
                 widget.currentIndexChanged.connect(self._changed)
             widget.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
+            widget.setMinimumWidth(200)  # every row's hint starts at the same place
             tip = f"{p.meaning}.\n{p.type or 'any'}" + (f", default {p.default}" if p.default else ", needed")
             widget.setToolTip(tip)
             hint = QtWidgets.QLabel(p.meaning)
