@@ -10,6 +10,7 @@ import numpy as np
 
 SMALL_GRAD = 4  # grads with at most this many values are written on the node
 SMALL_VALUES = 12  # tensors with at most this many values show them on the node
+VALUES_PER_LINE = 6
 
 
 def format_shape(shape) -> str:
@@ -59,7 +60,7 @@ def node_lines(node) -> list[str]:
     lines = [title, f"{format_shape(node.shape)} {node.dtype}"]
     if node.device != "cpu":
         lines[1] += f" {node.device}"
-    if node.origin and not node.grad_fn:
+    if node.origin and not node.grad_fn and not node.cut:  # "cut off by detach()" says it
         lines.append(f"= {format_call(node.origin)}")
     if node.cut:
         lines.append(f"cut off by {node.cut}")
@@ -91,8 +92,10 @@ def value_lines(node) -> list[str]:
         return []
     if len(shape) == 0:
         return ["= " + format_values(flat)[1:-1]]
-    if len(shape) == 1:
-        return [format_values(flat)]
+    if len(shape) == 1:  # six numbers a line, so a node stays narrow
+        parts = [format_values(flat[i:i + VALUES_PER_LINE])[1:-1] for i in range(0, len(flat), VALUES_PER_LINE)]
+        lines = ["[" + parts[0]] + [" " + p for p in parts[1:]]
+        return [line + "," for line in lines[:-1]] + [lines[-1] + "]"]
     return [format_values(flat[r * shape[1]:(r + 1) * shape[1]]) for r in range(shape[0])]
 
 

@@ -394,7 +394,7 @@ def trace_graph(namespace: dict, grad_limit: int | None = VALUES_LIMIT, saved: b
             line=line_at(_meta(fn, LINE_KEY)) if fn is not None else (origin.line if origin else None),
             values=to_numpy(t, VALUES_ON_NODE), stats=tensor_stats(t) if stats and _real_float(t) else None,
             inplace=cuts.inplace_ops(t) if cuts is not None else [],
-            origin=origin.op if origin is not None and origin.inputs else None, **memory_layout(t))
+            origin=origin.op if origin is not None and origin.inputs and origin.where else None, **memory_layout(t))
         tensor_by_obj[id(t)] = node
         keep_alive.append(t)
         graph.nodes.append(node)

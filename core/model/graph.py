@@ -46,7 +46,7 @@ class TensorNode:
     values: np.ndarray | None = None  # the first VALUES_ON_NODE elements, flat, row-major
     stats: Stats | None = None  # over all values (real floating tensors), when asked for
     inplace: list[str] = field(default_factory=list)  # in-place ops the script ran on it: "add_ (line 7)"
-    origin: str | None = None  # the torch call that made it from other tensors, without autograd: "cat"
+    origin: str | None = None  # the script's torch call that made it from other tensors, without autograd: "cat"
 
 
 VALUES_ON_NODE = 64  # elements of each tensor that travel with its node

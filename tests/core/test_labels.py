@@ -55,10 +55,11 @@ def test_node_lines_from_a_run():
                           "h = x * 3\nh.retain_grad()\n(h.sum() + big.sum()).backward()\n")
     assert result.error is None, result.error
     t = {n.name: n for n in result.graph.by_kind("tensor")}
-    assert node_lines(t["x"]) == ["x", "(1,) float32", "leaf, requires_grad", "grad [3]"]
-    assert node_lines(t["big"]) == ["big", "(5,) float32", "leaf, requires_grad"]  # > SMALL_GRAD
-    assert node_lines(t["d"]) == ["d", "(1,) float32", "cut off by detach()"]
-    assert node_lines(t["h"]) == ["h", "(1,) float32", "retains_grad", "grad [1]"]
+    assert node_lines(t["x"]) == ["x", "(1,) float32", "leaf, requires_grad", "[2]", "grad [3]"]
+    # > SMALL_GRAD: no grad on the node; values up to SMALL_VALUES are
+    assert node_lines(t["big"]) == ["big", "(5,) float32", "leaf, requires_grad", "[1, 1, 1, 1, 1]"]
+    assert node_lines(t["d"]) == ["d", "(1,) float32", "cut off by detach()", "[2]"]
+    assert node_lines(t["h"]) == ["h", "(1,) float32", "retains_grad", "[6]", "grad [1]"]
     op = next(n for n in result.graph.by_kind("op") if n.name == "MulBackward0")
     assert node_lines(op) == ["MulBackward0"]
     assert "autograd node" in node_tooltip(op)
