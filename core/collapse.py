@@ -71,13 +71,9 @@ def collapse(graph: Graph, is_open: Callable[[str], bool], group: dict[str, str]
                                              graph.modules.get(name, "Module"), 0, call=call)
             nodes.append(box)  # where its first node was
         box.ops += n.kind == "op"
-    seen, edges = set(), []
-    for e in graph.edges:
-        pair = (group[e.src], group[e.dst])
-        if pair[0] != pair[1] and pair not in seen:
-            seen.add(pair)
-            edges.append(Edge(*pair))
-    return Graph(nodes, edges, graph.modules)
+    drawn = group.__getitem__  # each pair of drawn ends once, in the order first met
+    pairs = dict.fromkeys(zip(map(drawn, [e.src for e in graph.edges]), map(drawn, [e.dst for e in graph.edges])))
+    return Graph(nodes, [Edge(a, b) for a, b in pairs if a != b], graph.modules)
 
 
 def collapse_to_depth(graph: Graph, depth: int) -> Graph:
@@ -104,16 +100,17 @@ def drawn_as(graph: Graph, is_open: Callable[[str], bool], home: dict[str, list[
     box): so a backward step inside a closed module lights the box, and search finds it.
     `home`: `scopes(graph)` when the caller has it (it depends on the graph only)."""
     home = scopes(graph) if home is None else home
-    closed: dict[str, bool] = {}  # "name#call" -> whether that module is closed (asked once each)
+    box: dict[str, str | None] = {}  # "name#call" -> its box id if that module is closed (asked once each)
     out = {}
     for n in graph.nodes:
-        drawn = n.id
-        for entry in home.get(n.id, ()):
-            shut = closed.get(entry)
-            if shut is None:
-                shut = closed[entry] = not is_open(_split(entry)[0])
-            if shut:
-                drawn = f"m:{entry}"
+        node_id = n.id
+        drawn = node_id
+        for entry in home.get(node_id, ()):
+            shut = box.get(entry, 0)
+            if shut == 0:
+                shut = box[entry] = None if is_open(entry.rpartition("#")[0]) else f"m:{entry}"
+            if shut is not None:
+                drawn = shut
                 break
-        out[n.id] = drawn
+        out[node_id] = drawn
     return out

@@ -15,8 +15,8 @@ STYLE = {
     "module": ("#e0f2f1", "#00695c"),  # a collapsed nn.Module: its ops in one box
     "array": ("#e8eaf6", "#3949ab"),  # a NumPy array
 }
-LEGEND = [("leaf", "leaf tensor (requires_grad)"), ("leaf_nograd", "tensor without grad"),
-          ("nonleaf", "non-leaf tensor"), ("op", "grad_fn node"),
+LEGEND = [("leaf", "leaf (requires_grad)"), ("leaf_nograd", "no grad"),
+          ("nonleaf", "non-leaf"), ("op", "grad_fn"),
           ("accumulate", "AccumulateGrad"), ("saved", "saved tensor"),
           ("cut", "cut off (detach / no_grad)"), ("module", "module (double-click opens)"),
           ("array", "NumPy array")]

@@ -103,6 +103,18 @@ class Actions(QtCore.QObject):
     def restart_kernel(self) -> None:
         self.session.restart()
 
+    def connect_to_kernel(self) -> None:
+        """File → Connect to kernel…: pick a running kernel's connection file (Jupyter's
+        runtime folder first, where kernels leave theirs) and attach to that kernel."""
+        from jupyter_core.paths import jupyter_runtime_dir
+        from PySide6 import QtWidgets
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self.parent(), "Connect to a running kernel", jupyter_runtime_dir(),
+            "Kernel connection files (*.json);;All files (*)")
+        if path:
+            self.session.attach(path)
+
     def set_live(self, on: bool) -> None:
         self.states.settings.set_live(on)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from core.examples import EXAMPLES_DIR
+from core.examples import CHAPTERS, EXAMPLES_DIR, example_title
 from gui.state import States
 
 AUTOSAVE_MS = 2000
@@ -197,6 +197,23 @@ class ScriptFiles(QtCore.QObject):
                               f"{aside} and left untouched.")
         except OSError as err:
             self.message.emit(f"An autosaved script could not be read ({why}) nor moved aside ({err}).")
+
+    def fill_recover_menu(self, menu: QtWidgets.QMenu) -> None:
+        """File → Recover: one entry per text another window left behind."""
+        menu.clear()
+        for found in self.recoverable:
+            act = menu.addAction(found.title())
+            act.triggered.connect(lambda _=False, f=found: self.recover(f))
+        menu.setEnabled(bool(self.recoverable))
+
+    def fill_examples_menu(self, menu: QtWidgets.QMenu) -> None:
+        """Examples: a submenu per chapter of the tutorial (core.examples.CHAPTERS)."""
+        for chapter, names in CHAPTERS:
+            chapter_menu = menu.addMenu(chapter)
+            for name in names:
+                path = EXAMPLES_DIR / name
+                act = chapter_menu.addAction(example_title(path))
+                act.triggered.connect(lambda _=False, p=path: self.open_file(p, example=True))
 
     def recover(self, found: Recoverable) -> None:
         if not self.confirm_replace():

@@ -176,7 +176,7 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
         if len(ends):
             self.bounds = QtCore.QRectF(QtCore.QPointF(self.lo_x.min(), self.lo_y.min()),
                                         QtCore.QPointF(self.hi_x.max(), self.hi_y.max())).adjusted(-8, -8, 8, 8)
-        self._last: tuple | None = None  # (rect, transform) -> path of the last frame
+        self._last: tuple | None = None  # (rect, transform) -> paths of the last frame
         self.setFlag(QtWidgets.QGraphicsItem.ItemUsesExtendedStyleOption)
 
     def boundingRect(self) -> QtCore.QRectF:
@@ -195,11 +195,14 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
             return
         painter.setPen(self.pen)
         painter.setBrush(QtCore.Qt.NoBrush)
-        painter.drawPath(self.visible_path(rect, transform))
+        for path in self.visible_paths(rect, transform):
+            painter.drawPath(path)
 
-    def visible_path(self, rect: QtCore.QRectF, transform: QtGui.QTransform) -> QtGui.QPainterPath:
+    def visible_paths(self, rect: QtCore.QRectF, transform: QtGui.QTransform) -> list[QtGui.QPainterPath]:
         """The pieces of the edges that `rect` (item coordinates) shows, as painted
-        through `transform` (item -> device)."""
+        through `transform` (item -> device): a path per piece, then one of the
+        arrowheads (stroked as one path, hundreds of overlapping curves cost the
+        antialiasing rasterizer thirty times more than stroked one by one)."""
         t = transform
         pen_w = self.pen.widthF() / max(abs(t.m11()), abs(t.m22()), 1e-9) if self.pen.isCosmetic() \
             else self.pen.widthF()
@@ -210,7 +213,7 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
             return self._last[1]
         hit = (self.hi_x >= left) & (self.lo_x <= right) & (self.hi_y >= top) & (self.lo_y <= bottom)
         e = self.ends[hit]
-        path = QtGui.QPainterPath()
+        paths = []
         if len(e):
             q = self._pieces(e, left, right) if self.cut else self._whole(e)
             ys = q[:, 1::2]
@@ -221,14 +224,17 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
             dev[:, 1::2] = q[:, 0::2] * t.m12() + q[:, 1::2] * t.m22() + t.dy()
             _, first = np.unique(np.round(dev * self.GRID).astype(np.int64), axis=0, return_index=True)
             for x0, y0, c1x, c1y, c2x, c2y, x1, y1 in q[np.sort(first)].tolist():
-                path.moveTo(x0, y0)
+                path = QtGui.QPainterPath(QtCore.QPointF(x0, y0))
                 path.cubicTo(c1x, c1y, c2x, c2y, x1, y1)
+                paths.append(path)
             tips = e[:, 2:4]
             tips = tips[(tips[:, 0] >= left) & (tips[:, 0] <= right) & (tips[:, 1] >= top) & (tips[:, 1] <= bottom)]
+            arrows = QtGui.QPainterPath()
             for x1, y1 in np.unique(tips, axis=0).tolist():
-                _add_arrow(path, x1, y1)
-        self._last = (key, path)
-        return path
+                _add_arrow(arrows, x1, y1)
+            paths.append(arrows)
+        self._last = (key, paths)
+        return paths
 
     @staticmethod
     def _whole(e: np.ndarray) -> np.ndarray:
@@ -380,6 +386,11 @@ class GraphScene(QtWidgets.QGraphicsScene):
         pen = QtGui.QPen(QtGui.QColor(colour), width)
         pen.setCosmetic(True)  # as wide on screen at any zoom: edges stay visible when fitted
         layer = EdgeLayer(data.edges, pen)
+        if not at_once:
+            # In a view, Qt keeps what was painted in a viewport-sized pixmap: a pan
+            # scrolls it and asks only for the strip that came into view (a zoom paints
+            # it all again). Not for a file: it is painted once.
+            layer.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
         self.addItem(layer)
         self.edges.append(layer)
         for style, path in (data.overview or {}).items():

@@ -12,9 +12,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.layout import dot_available
 from gui.actions import Actions
-from core.examples import CHAPTERS, EXAMPLES_DIR, example_title
 from gui.files import ScriptFiles
 from gui.lecture import LectureMode
+from gui.new_tensor_dialog import NewTensorDialog
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
 from gui.panels.data import DataPanel
@@ -22,7 +22,6 @@ from gui.panels.devices import DevicesPanel
 from gui.panels.editor import EditorPanel
 from gui.panels.graph import GraphPanel
 from gui.panels.inspector import InspectorPanel
-from gui.new_tensor_dialog import NewTensorDialog
 from gui.panels.tensor_view import TensorViewPanel
 from gui.session import Session
 from gui.state import States
@@ -34,7 +33,8 @@ class Panel:
     name: str  # the window's attribute for it
     title: str
     cls: type  # built as cls(states, actions)
-    area: str  # "centre" (stacked top to bottom), "left", "right", "bottom"
+    area: str  # "centre" (stacked top to bottom), "left", "right", "bottom": docks of one
+    # side are tabs, the first one in front
 
 
 PANELS = [
@@ -42,10 +42,10 @@ PANELS = [
     Panel("graph", "Graph", GraphPanel, "centre"),
     Panel("editor", "Code", EditorPanel, "left"),
     Panel("inspector", "Inspector", InspectorPanel, "right"),
-    Panel("console", "Output", ConsolePanel, "bottom"),
-    Panel("devices", "Devices", DevicesPanel, "right"),
     Panel("tensor_view", "Tensor", TensorViewPanel, "right"),
     Panel("data", "Data", DataPanel, "right"),
+    Panel("devices", "Devices", DevicesPanel, "right"),
+    Panel("console", "Output", ConsolePanel, "bottom"),
 ]
 AREAS = {"left": QtCore.Qt.LeftDockWidgetArea, "right": QtCore.Qt.RightDockWidgetArea,
          "bottom": QtCore.Qt.BottomDockWidgetArea}
@@ -56,9 +56,7 @@ DEFAULT_DOCK_HEIGHTS = {"Output": 140}
 
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, session: Session | None = None, start_kernel: bool = True,
-                 existing: str | None = None):
-        """`existing`: a running kernel's connection file, attached to instead of
-        starting a kernel of our own (`torchscope --existing FILE`)."""
+                 existing: str | None = None):  # a running kernel's connection file: attach to it
         super().__init__()
         self.states = States()
         self.session = session or Session(parent=self)
@@ -80,7 +78,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 dock.setObjectName(spec.title)
                 dock.setWidget(panel)
                 self.addDockWidget(AREAS[spec.area], dock)
+                first = next((d for d in self.docks.values() if self.dockWidgetArea(d) == AREAS[spec.area]), None)
+                if first is not None:
+                    self.tabifyDockWidget(first, dock)
                 self.docks[spec.title] = dock
+        for dock in {self.dockWidgetArea(d): d for d in reversed(self.docks.values())}.values():
+            dock.raise_()  # the first of each side in front
         self.setCentralWidget(centre)
         self.setStatusBar(StatusBar(self.states, self.actions, self.files, self))
         bar = self.statusBar()
@@ -93,10 +96,10 @@ class MainWindow(QtWidgets.QMainWindow):
         s.settings.changed.connect(self._on_settings)
         self.files.loaded.connect(self.actions.run_now)
         self.files.message.connect(s.kernel.event)
-        self.files.recoverable_changed.connect(self._on_recoverable)
+        self.files.recoverable_changed.connect(lambda: self.files.fill_recover_menu(self.recover_menu))
 
         self._restore()
-        s.kernel.attached_changed.connect(self._on_attached)
+        s.kernel.attached_changed.connect(lambda where: self.restart_act.setEnabled(not where))  # not ours
         if existing is not None:
             s.kernel.set_status("connecting…")
             QtCore.QTimer.singleShot(0, lambda: self.session.attach(existing))
@@ -127,9 +130,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "&Save", files.save, "Ctrl+S")
         self._action(file_menu, "Save &As…", files.save_as, "Ctrl+Shift+S")
         file_menu.addSeparator()
-        self._action(file_menu, "Connect to &kernel…", self.connect_dialog,
-                     tip="Attach to a running Jupyter kernel (a notebook's, or one on a GPU server "
-                         "through an SSH tunnel) by its connection file")
+        self._action(file_menu, "Connect to &kernel…", actions.connect_to_kernel,
+                     tip="Attach to a running Jupyter kernel by its connection file")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
 
@@ -170,15 +172,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                            "Ctrl+Shift+N", tip="Write a line that makes a tensor, with a preview")
         self.new_tensor_act.setShortcutContext(QtCore.Qt.ApplicationShortcut)  # from the editor too
 
-        examples_menu = bar.addMenu("E&xamples")
-        for chapter, names in CHAPTERS:
-            if not names:
-                continue
-            menu = examples_menu.addMenu(chapter)
-            for name in names:
-                path = EXAMPLES_DIR / name
-                act = menu.addAction(example_title(path))
-                act.triggered.connect(lambda _=False, p=path: files.open_file(p, example=True))
+        files.fill_examples_menu(bar.addMenu("E&xamples"))
 
         tools = self.addToolBar("Run")
         tools.setObjectName("RunToolbar")
@@ -186,30 +180,6 @@ class MainWindow(QtWidgets.QMainWindow):
         for act in (self.run_act, self.interrupt_act, self.live_act, self.step_act, self.restart_act,
                     self.saved_act):
             tools.addAction(act)
-
-    def connect_dialog(self) -> None:
-        """File → Connect to kernel…: pick a connection file (Jupyter's runtime folder
-        first, where running kernels leave theirs) and attach to its kernel."""
-        from jupyter_core.paths import jupyter_runtime_dir
-
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Connect to a running kernel", jupyter_runtime_dir(),
-            "Kernel connection files (*.json);;All files (*)")
-        if path:
-            self.session.attach(path)
-
-    def _on_attached(self, where: str) -> None:
-        """An attached kernel is not ours: no Restart for it."""
-        self.restart_act.setEnabled(not where)
-        self.restart_act.setToolTip("Start a fresh Python kernel" if not where else
-                                    "An attached kernel is restarted where it runs, not by Torchscope")
-
-    def _on_recoverable(self) -> None:
-        self.recover_menu.clear()
-        for found in self.files.recoverable:
-            act = self.recover_menu.addAction(found.title())
-            act.triggered.connect(lambda _=False, f=found: self.files.recover(f))
-        self.recover_menu.setEnabled(bool(self.files.recoverable))
 
     def _on_view(self) -> None:
         self.saved_act.setChecked(self.states.view.show_saved)
@@ -256,13 +226,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _default_dock_sizes(self) -> None:
         """First launch: CODE_COLUMNS of code where the window is wide enough (at most
-        40% of it), the rest to the graph and the inspector. resizeDocks only takes once
-        the window has been laid out, hence the timer."""
+        36% of it), the rest to the graph and the right-hand tabs (inspector, tensor,
+        data, devices). resizeDocks only takes once the window has been laid out,
+        hence the timer."""
         editor = self.editor.editor
         code = CODE_COLUMNS * editor.fontMetrics().horizontalAdvance("M") + editor.line_number_area_width() + 30
         width = self.width()
         self.resizeDocks([self.docks["Code"], self.docks["Inspector"]],
-                         [min(code, int(width * 0.4)), min(320, int(width * 0.2))], QtCore.Qt.Horizontal)
+                         [min(code, int(width * 0.36)), min(400, int(width * 0.25))], QtCore.Qt.Horizontal)
         self.resizeDocks([self.docks[t] for t in DEFAULT_DOCK_HEIGHTS], list(DEFAULT_DOCK_HEIGHTS.values()),
                          QtCore.Qt.Vertical)
 

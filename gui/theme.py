@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui
 
 from core.layout import Metrics
-from core.style import LEGEND, RETAINS_GRAD_BORDER, STYLE  # noqa: F401  (node colours)
+from core.style import EDGE_COLOUR, EDGE_DASH, LEGEND, RETAINS_GRAD_BORDER, STYLE  # noqa: F401  (node colours)
 
 # The graph
 EDGE = "#555555"

@@ -22,7 +22,7 @@ class BackwardPanel(QtWidgets.QWidget):
         self.actions = actions
         state = self.state
 
-        self.root_box = QtWidgets.QComboBox(minimumContentsLength=14)
+        self.root_box = QtWidgets.QComboBox(minimumContentsLength=10)
         self.root_box.setToolTip("The tensor to differentiate (click one in the graph to pick it)")
         self.root_box.currentTextChanged.connect(state.choose_root)
         self.gradient_edit = QtWidgets.QLineEdit(placeholderText="torch.ones_like(root)")
@@ -60,8 +60,7 @@ class BackwardPanel(QtWidgets.QWidget):
         options.setContentsMargins(0, 0, 0, 0)
         options.addWidget(QtWidgets.QLabel("gradient:"))
         options.addWidget(self.gradient_edit, 1)
-        for w in (self.retain_box, self.create_box, self.zero_first_box):
-            options.addWidget(w)
+        options.addWidget(self._flags_button())
         top.addWidget(self.options, 1)
         for w in (self.backward_button, self.zero_button):
             top.addWidget(w)
@@ -86,6 +85,7 @@ class BackwardPanel(QtWidgets.QWidget):
         self.speed_box.setToolTip("Playback speed")
         self.speed_box.currentIndexChanged.connect(state.set_speed)
         self.step_label = QtWidgets.QLabel()
+        self.step_label.setWordWrap(True)  # a narrow window wraps it instead of widening
         font = self.step_label.font()
         font.setBold(True)
         self.step_label.setFont(font)
@@ -121,6 +121,27 @@ class BackwardPanel(QtWidgets.QWidget):
         self._on_trace()
 
     # --- from the state --------------------------------------------------------------
+    def _flags_button(self) -> QtWidgets.QToolButton:
+        """retain_graph, create_graph and zero grads first, in a menu under one button
+        that names the ones that are on: the bar stays narrow enough for a laptop."""
+        button = QtWidgets.QToolButton(popupMode=QtWidgets.QToolButton.InstantPopup)
+        button.setFocusPolicy(QtCore.Qt.NoFocus)
+        menu = QtWidgets.QMenu(button)
+        for box in (self.retain_box, self.create_box, self.zero_first_box):
+            action = QtWidgets.QWidgetAction(menu)
+            box.setContentsMargins(6, 2, 6, 2)
+            action.setDefaultWidget(box)
+            menu.addAction(action)
+
+            def label(*_):
+                on = [b.text() for b in (self.retain_box, self.create_box, self.zero_first_box) if b.isChecked()]
+                button.setText(("options: " + ", ".join(on)) if on else "options")
+            box.toggled.connect(label)
+        button.setMenu(menu)
+        button.setText("options")
+        button.setToolTip("backward()'s retain_graph and create_graph, and zeroing .grad first")
+        return button
+
     def _on_roots(self) -> None:
         s = self.state
         self.root_box.blockSignals(True)

@@ -241,11 +241,12 @@ class DataPanel(QtWidgets.QWidget):
         box.addLayout(error_row)
 
         bar = QtWidgets.QHBoxLayout()
-        self.prev_button = QtWidgets.QPushButton("◀ Previous")
-        self.next_button = QtWidgets.QPushButton("Next batch ▶")
+        self.prev_button = QtWidgets.QPushButton("◀ Prev", toolTip="The previous batch")
+        self.next_button = QtWidgets.QPushButton("Next ▶", toolTip="The next batch")
         self.prev_button.clicked.connect(lambda: actions and actions.data_preview(self.data.index - 1))
         self.next_button.clicked.connect(lambda: actions and actions.data_preview(self.data.index + 1))
         self.position = QtWidgets.QLabel()
+        self.position.setWordWrap(True)  # a narrow dock wraps it instead of widening
         self.zoom = QtWidgets.QComboBox()
         for z in self.data.ZOOMS:
             self.zoom.addItem(ZOOM_TEXT[z], z)
@@ -279,6 +280,7 @@ class DataPanel(QtWidgets.QWidget):
 
         strip_title = QtWidgets.QLabel("<b>Transforms, one sample step by step</b> "
                                        f"<span style='color:{theme.MUTED}'>(the label's steps after the dashed line)</span>")
+        strip_title.setWordWrap(True)
         box.addWidget(strip_title)
         self.strip = StageStrip(self.data)
         self.strip_scroll = QtWidgets.QScrollArea()

@@ -10,6 +10,7 @@ the user has not zoomed, and keeps the user's zoom while the graph stays alike.
 from __future__ import annotations
 
 import gc
+import html
 from dataclasses import dataclass
 from typing import Callable
 
@@ -313,21 +314,19 @@ class GraphPanel(QtWidgets.QWidget):
 
     @staticmethod
     def _legend() -> QtWidgets.QWidget:
-        """A row of colour swatches, so a student can read the drawing."""
-        row = QtWidgets.QWidget()
-        box = QtWidgets.QGridLayout(row)
-        box.setContentsMargins(4, 0, 4, 0)
-        box.setHorizontalSpacing(6)
+        """Colour swatches and edge styles, so a student can read the drawing. One
+        wrapped line of rich text: it takes the panel's width, however narrow."""
         entries = [(theme.STYLE[k][0], theme.STYLE[k][1], text) for k, text in theme.LEGEND]
-        entries.append(("white", theme.RETAINS_GRAD_BORDER, "retains_grad (gold border)"))
-        for i, (fill, border, text) in enumerate(entries):
-            swatch = QtWidgets.QLabel()
-            swatch.setFixedSize(22, 14)
-            swatch.setStyleSheet(f"QLabel {{ background-color: {fill}; border: 2px solid {border}; }}")
-            box.addWidget(swatch, i // 5, 2 * (i % 5))
-            box.addWidget(QtWidgets.QLabel(text), i // 5, 2 * (i % 5) + 1)
-        box.setColumnStretch(10, 1)
-        return row
+        entries.append(("white", theme.RETAINS_GRAD_BORDER, "retains_grad"))
+        swatches = [f"<span style='background-color:{fill}; color:{border}'>&nbsp;■■&nbsp;</span>"
+                    f"&nbsp;{html.escape(text)}" for fill, border, text in entries]
+        swatches += [f"<span style='color:{theme.EDGE_COLOUR[kind]}'>{dash}</span>&nbsp;{text}"
+                     for kind, dash, text in (("view", "╌╌╌", "shares storage"), ("data", "┄┄┄", "made from (no autograd)"))]
+        label = QtWidgets.QLabel(" &nbsp; ".join(swatches))
+        label.setWordWrap(True)
+        label.setContentsMargins(4, 0, 4, 0)
+        label.setTextFormat(QtCore.Qt.RichText)
+        return label
 
     # --- from the states ------------------------------------------------------------
     def _on_graph(self) -> None:

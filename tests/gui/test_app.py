@@ -242,3 +242,20 @@ def test_two_runs_right_after_ready_always_draw(qtbot, window):
         win.actions.run_now()
         qtbot.waitUntil(lambda: f"w{i}" in labels(win), timeout=30_000)
         assert "SinBackward0" in labels(win)
+
+
+def test_interrupting_a_torch_loop_leaves_the_kernel_usable(qtbot, window):
+    """Every torch call of the loop passes through the run's CallTracker (a
+    TorchFunctionMode): an interrupt lands inside it sooner or later."""
+    win = window
+    win.live_act.setChecked(False)
+    win.editor.set_text("import torch\nx = torch.zeros(3)\nwhile True:\n    x = x + 0\n")
+    with qtbot.waitSignal(win.session.run_result, timeout=20_000) as blocker:
+        win.actions.run_now()
+        qtbot.waitUntil(win.session.is_running, timeout=5_000)
+        qtbot.wait(3000)
+        win.actions.interrupt()
+    assert blocker.args[0].error.type == "KeyboardInterrupt"
+    win.live_act.setChecked(True)
+    type_and_wait(qtbot, win, "import torch\nv = torch.ones(1, requires_grad=True)\nu = v.sin()\n")
+    wait_for_graph_with(qtbot, win, "SinBackward0", timeout=20_000)
