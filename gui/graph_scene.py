@@ -11,7 +11,7 @@ stepping a backward changes only what that step changes.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -20,7 +20,7 @@ from core.labels import badge_text, node_lines, node_tooltip
 from core.layout import DEFAULT_METRICS, Box, Layout, Metrics
 from core.model.backward import StepInfo
 from core.model.graph import Graph
-from core.style import style_of
+from core.style import EDGE_COLOUR, EDGE_DASH, style_of
 from gui import theme
 
 CHUNK = 1500  # node items made per event-loop turn (a bigger graph is drawn over several)
@@ -297,6 +297,7 @@ class SceneData:
     edges: np.ndarray  # rows of (x0, y0, x1, y1, bend), see `edge_ends`
     rect: QtCore.QRectF  # the scene rect: every box and the room kept under them
     overview: dict[str, QtGui.QPainterPath] | None  # style -> every box of that style (a big graph)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # "view"/"data" -> their edges, as `edges`
 
 
 def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
@@ -322,7 +323,10 @@ def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
         right = max(b.x + b.w / 2 for b in every)
         bottom = max(b.y + b.h / 2 for b in every)
         rect = QtCore.QRectF(left, top, right - left, bottom - top)
-    return SceneData(lines, edge_array(graph.edges, boxes), rect.adjusted(-30, -30, 30, 30), paths)
+    autograd = [e for e in graph.edges if e.kind is None]
+    extra = {kind: edge_array([e for e in graph.edges if e.kind == kind], boxes) for kind in EDGE_DASH}
+    return SceneData(lines, edge_array(autograd, boxes), rect.adjusted(-30, -30, 30, 30), paths,
+                     {kind: rows for kind, rows in extra.items() if len(rows)})
 
 
 class GraphScene(QtWidgets.QGraphicsScene):
@@ -393,6 +397,13 @@ class GraphScene(QtWidgets.QGraphicsScene):
             layer.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
         self.addItem(layer)
         self.edges.append(layer)
+        for kind, rows in data.extra.items():  # shares storage (dashed), made from (dotted)
+            extra_pen = QtGui.QPen(QtGui.QColor(EDGE_COLOUR[kind]), width * 1.2)
+            extra_pen.setCosmetic(True)
+            extra_pen.setDashPattern(list(EDGE_DASH[kind]))
+            extra_layer = EdgeLayer(rows, extra_pen)
+            self.addItem(extra_layer)
+            self.edges.append(extra_layer)
         for style, path in (data.overview or {}).items():
             fill, border = theme.STYLE[style]
             # a zero-width pen is the same one-pixel outline, and spares the item stroking
