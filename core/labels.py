@@ -139,6 +139,25 @@ _KNOWN_ERRORS = [
 ]
 
 
+_SIZE = r"([\d.]+ [KMGT]?i?B)"
+_CUDA_OOM = re.compile(r"Tried to allocate " + _SIZE + r".*?total capacity of " + _SIZE + r" of which "
+                       + _SIZE + r" is free.*?Of the allocated memory " + _SIZE + r" is allocated by "
+                       r"PyTorch, and " + _SIZE + r" is reserved", re.S)
+
+
+def explain_cuda_oom(message: str) -> str | None:
+    """torch's CUDA out-of-memory message in plain words with its figures: what was
+    asked, what was free, what PyTorch holds (None if the figures are not there)."""
+    m = _CUDA_OOM.search(message)
+    if not m:
+        return None
+    asked, total, free, allocated, cached = m.groups()
+    return (f"The GPU ran out of memory: this step asked for {asked}, and only {free} of the GPU's "
+            f"{total} was free. PyTorch holds {allocated} in tensors (and {cached} more it keeps "
+            "cached). Use a smaller batch or model, free tensors you no longer need (del x), or "
+            "run this part on the CPU.")
+
+
 def error_kind(message: str) -> str | None:
     """A name for an error the app treats specially ("graph_freed", "not_scalar", …)."""
     if re.search(r"tried to allocate (\d+) bytes", message):
@@ -149,6 +168,9 @@ def error_kind(message: str) -> str | None:
 def explain_error(message: str) -> str:
     """An autograd or allocation error in plain words, with what to do instead
     (the message itself when there is nothing to add)."""
+    cuda = explain_cuda_oom(message)
+    if cuda:
+        return cuda
     asked = re.search(r"tried to allocate (\d+) bytes", message)
     if asked:
         return (f"This tensor needs {int(asked.group(1)) / 2**30:,.1f} GiB, more memory than the "
@@ -163,10 +185,11 @@ def run_error_text(err) -> str:
     else:
         text = (f"Line {err.line}: " if err.line else "") + f"{err.type}: {err.message}"
     plain = explain_error(err.message)
-    return text + (f"\n{plain}" if plain != err.message else "")
+    return text + (f"\n{plain}" if plain != err.message else "") + (f"\n{err.note}" if err.note else "")
 
 
 def run_error_details(err) -> str:
     """The same for the output pane: the traceback, then the plain words."""
     plain = explain_error(err.message)
-    return (err.traceback or run_error_text(err)) + (f"\n{plain}" if plain != err.message else "")
+    return ((err.traceback or run_error_text(err)) + (f"\n{plain}" if plain != err.message else "")
+            + (f"\n{err.note}" if err.note else ""))

@@ -10,7 +10,7 @@ import ast
 import os
 import socket
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 
 from core.hooks import add_hook
 from core.labels import error_kind, explain_error
@@ -409,6 +409,22 @@ class Actions(QtCore.QObject):
         if isinstance(reply, PreviewReply):
             self.states.new_tensor.set_reply(reply)
 
+    def move_to_device(self, name: str, device: str) -> None:
+        """Move… (the Devices tab): the script gets `name = name.to("device")` right
+        after the top-level statement that last binds `name` — tensors and modules
+        alike, as ordinary PyTorch (DESIGN rule 7: the script is the truth)."""
+        end = last_binding_end(self.states.script.text(), name)
+        if end is None:
+            self.states.kernel.event.emit(f"Could not find the line that makes {name} at the top "
+                                          "level of the script; write the .to() call yourself.")
+            return
+        line = f"{name} = {name}.to({device!r})"
+        cursor = QtGui.QTextCursor(self.states.script.document.findBlockByNumber(end - 1))
+        cursor.movePosition(QtGui.QTextCursor.MoveOperation.EndOfBlock)
+        cursor.insertText("\n" + line)  # top level: no indent; one undo step
+        self.states.kernel.event.emit(f"Inserted “{line}” at line {end + 1} (Ctrl+Z undoes it).")
+        self.run_now()
+
     def insert_line(self, line: str, cursor) -> None:
         """Write `line` into the script at `cursor` (a QTextCursor on the script's
         document) as one undo step, then run: on an empty line it fills the line, at
@@ -430,3 +446,18 @@ class Actions(QtCore.QObject):
         self.states.kernel.event.emit(f"Inserted “{line.strip()}” at line {cursor.blockNumber() + 1} "
                                       "(Ctrl+Z undoes it).")
         self.run_now()
+
+
+def last_binding_end(code: str, name: str) -> int | None:
+    """The last line of the last top-level statement that binds `name` (`x = …`,
+    `x: T = …`, `for x in …`, `with … as x`, `import x`), or None."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    found = None
+    for stmt in tree.body:
+        if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(stmt)) \
+                or any(isinstance(n, ast.alias) and (n.asname or n.name.split(".")[0]) == name for n in ast.walk(stmt)):
+            found = stmt.end_lineno
+    return found

@@ -24,7 +24,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..labels import error_kind
 from ..model.backward import BackwardTrace
+from ..model.devices import memory_by_device
 from ..model.run import RunError, RunResult
 from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import (Recording, ScriptBackwards, StopAfterCall, grad_info, record_backward, resolve_ids,
@@ -305,6 +307,8 @@ class Runner:
         if result.error is not None:
             if result.error.phase == "run" and result.error.type != "SyntaxError":
                 self._trace_partial(result, ns)
+                if error_kind(result.error.message) == "cuda_oom" and result.graph is not None:
+                    result.error.note = held_by_tensors(result.graph)
             return result
         try:
             if recording is None and script_backwards.recording is not None:
@@ -394,6 +398,16 @@ class Runner:
         """Full statistics of one named tensor of the last run (the inspector asked)."""
         t = dict(named_tensors(self.namespace)).get(name)
         return None if t is None else tensor_values(t, stats_limit=None)
+
+
+def held_by_tensors(graph) -> str:
+    """What the script's named tensors hold on each device, each storage once: the
+    figure an out-of-memory message lacks ("how much of that is mine?")."""
+    held = memory_by_device(graph)
+    if not held:
+        return "The script's named tensors hold nothing yet."
+    parts = [f"{d['bytes'] / 2**30:,.2f} GiB on {device} ({d['tensors']} tensors)" for device, d in held.items()]
+    return "The script's named tensors and parameters hold " + ", ".join(parts) + "."
 
 
 def failed_trace(root_name: str, exc: Exception) -> BackwardTrace:

@@ -19,6 +19,7 @@ class RunError:
     line: int | None  # 1-based line in the script, None when the error is not in it
     phase: str = "run"  # "run", "backward" or "trace"
     traceback: str = ""
+    note: str = ""  # what the run adds to the message (a CUDA out-of-memory: what the script's tensors hold)
 
     def one_line(self, filename: str) -> str:
         where = f"{filename}:{self.line}" if self.line else filename
@@ -46,7 +47,7 @@ class RunResult:
     stdout: str = ""
     stderr: str = ""
     error: RunError | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, trace, values
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: exec, data, trace, values
     backward: BackwardTrace | None = None  # the script's own backward, or the one asked for
     # Every backward()/autograd.grad() call the script made that was recorded, in call
     # order (the first 99 and the latest; trace.call says which): what the window

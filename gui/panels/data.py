@@ -338,10 +338,10 @@ class DataPanel(QtWidgets.QWidget):
         self.list.blockSignals(False)
         self.list.setVisible(self.list.count() > 0)
         info = data.info()
-        self.summary.setText(summary_html(info, data.infos) if info is not None else
+        missing = data.missing()
+        self.summary.setText(summary_html(info, data.infos) if info is not None else "" if missing else
                              f"<span style='color:{theme.MUTED}'>No Dataset or DataLoader in the script yet: "
                              "make one (Examples → Data) and its batches show here.</span>")
-        missing = data.missing()
         errors = [f"line {i.error_line or i.line}: {i.error}" if (i.error_line or i.line) else i.error
                   for i in data.infos if i.error and (i.kind == "missing" or i.name == data.picked)]
         if data.message and missing is None:
@@ -349,6 +349,9 @@ class DataPanel(QtWidgets.QWidget):
         self.error.setText("\n".join(errors))
         self.error.setVisible(bool(errors))
         self.offline_button.setVisible(missing is not None and bool(missing.offline))
+        dock = self.parentWidget()
+        if missing is not None and isinstance(dock, QtWidgets.QDockWidget):
+            dock.raise_()  # a dataset that is not there: the fix is on this tab, bring it forward
         if missing is not None and missing.offline:
             self.offline_button.setToolTip(f"Copy {missing.offline} of {missing.type} into {missing.root}, "
                                            "then run the script again")

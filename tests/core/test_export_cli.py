@@ -219,7 +219,7 @@ def test_export_on_a_full_disk_one_line_no_file(tmp_path, monkeypatch, capsys, s
     script = tmp_path / "script.py"
     script.write_text(BACKWARD_SCRIPT)
     result = Runner(grad_limit=None).run(BACKWARD_SCRIPT, filename=str(script), values=False)
-    monkeypatch.setattr(cli, "run_child", lambda *args: result)
+    monkeypatch.setattr(cli, "run_child", lambda *args, **kwargs: result)
     _disk_full(monkeypatch)
     out = tmp_path / f"g.{suffix}"
     assert cli.main(["--export", str(out), str(script)]) == 1
@@ -234,7 +234,7 @@ def test_render_failure_is_a_write_failure(tmp_path, monkeypatch, capsys):
     script = tmp_path / "script.py"
     script.write_text(BACKWARD_SCRIPT)
     result = Runner(grad_limit=None).run(BACKWARD_SCRIPT, filename=str(script), values=False)
-    monkeypatch.setattr(cli, "run_child", lambda *args: result)
+    monkeypatch.setattr(cli, "run_child", lambda *args, **kwargs: result)
 
     def no_render(result, out, *options, **named):
         raise OSError("Qt could not encode the PNG")

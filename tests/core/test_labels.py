@@ -7,9 +7,10 @@ import pytest
 
 from core.kernel.runner import Runner
 from core.labels import (SMALL_GRAD, badge_text, error_kind, explain_error, format_grad,
-                         format_shape, format_values, node_lines, node_tooltip)
+                         format_shape, format_values, node_lines, node_tooltip, run_error_text)
 from core.model.backward import Badge, GradInfo
 from core.model.graph import OpNode, SavedNode, TensorNode
+from core.model.run import RunError
 
 
 def test_format_shape():
@@ -102,3 +103,28 @@ def test_known_errors_are_named_and_explained(message, kind, words):
 def test_unknown_errors_are_left_as_they_are():
     assert error_kind("ValueError: nope") is None
     assert explain_error("ValueError: nope") == "ValueError: nope"
+
+
+# torch's own wording (c10/cuda/CUDACachingAllocator.cpp, OutOfMemoryError), with figures
+CUDA_OOM = ("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB "
+            "of which 1.25 GiB is free. Including non-PyTorch memory, this process has 77.93 GiB memory "
+            "in use. Of the allocated memory 76.50 GiB is allocated by PyTorch, and 512.00 MiB is "
+            "reserved by PyTorch but unallocated. If reserved but unallocated memory is large try "
+            "setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.")
+
+
+def test_a_cuda_out_of_memory_is_explained_with_its_figures():
+    plain = explain_error(CUDA_OOM)
+    assert error_kind(CUDA_OOM) == "cuda_oom"
+    for figure in ("20.00 GiB", "1.25 GiB", "79.19 GiB", "76.50 GiB", "512.00 MiB"):
+        assert figure in plain
+    assert "smaller batch" in plain
+
+
+def test_an_out_of_memory_run_says_what_the_scripts_tensors_hold():
+    from core.kernel.runner import held_by_tensors
+    result = Runner().run("import torch\nw = torch.zeros(1024, 256)\nv = w.view(-1)\nb = torch.ones(10)\n", "m.py")
+    text = held_by_tensors(result.graph)
+    assert text == f"The script's named tensors and parameters hold {(1024 * 256 * 4 + 40) / 2**30:,.2f} GiB on cpu (3 tensors)."  # v is a view of w: its bytes once
+    err = RunError("OutOfMemoryError", CUDA_OOM, 3, note=text)
+    assert run_error_text(err).endswith(text)

@@ -312,13 +312,13 @@ def test_big_tensors_get_stats_only_when_asked(runner):
 
 
 def test_timings_name_each_phase(runner):
-    """`exec`, `trace` and `values`, as RunResult.timings documents (no `values`
-    when none were computed)."""
+    """`exec`, `data` (finding datasets and loaders), `trace` and `values`, as
+    RunResult.timings documents (no `values` when none were computed)."""
     result = runner.run("import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\n")
-    assert set(result.timings) == {"exec", "trace", "values"}
+    assert set(result.timings) == {"exec", "data", "trace", "values"}
     assert all(v >= 0 for v in result.timings.values())
     off = runner.run("import torch\nx = torch.ones(2)\n", values=False)
-    assert set(off.timings) == {"exec", "trace"}
+    assert set(off.timings) == {"exec", "data", "trace"}
 
 
 def test_storage_sharing_reported(runner):

@@ -214,3 +214,19 @@ def test_samples_keep_coming_while_a_script_runs_and_stop_when_hidden(window, qt
     qtbot.wait(1500)
     assert len(devices.samples) == paused
     assert devices.samples[-1].time < time.time()
+
+
+def test_move_to_writes_the_call_into_the_script_after_the_line_that_makes_it(qtbot):
+    from gui.actions import Actions
+    from gui.session import Session
+    from gui.state import States
+    states = States()
+    actions = Actions(states, Session())
+    states.script.set_text("import torch\nmodel = torch.nn.Linear(\n    2, 3)\nx = torch.ones(2)\ny = model(x)\n")
+    actions.debounce.stop()
+    actions.move_to_device("model", "cuda:0")
+    assert states.script.text().splitlines()[3] == "model = model.to('cuda:0')"
+    actions.move_to_device("nothing", "cpu")  # not in the script: a sentence, no edit
+    assert "nothing" not in states.script.text()
+    states.script.document.undo()
+    assert "to(" not in states.script.text()
