@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import bisect
 import hashlib
+import operator
 import sys
 import weakref
 from typing import Any, Iterable
@@ -29,19 +30,22 @@ from .tensors import dtype_name, grad_of, numel_of, shape_of, tensor_stats, to_n
 SAVED_PREFIX = "_saved_"
 
 
-class Origin:
-    """The torch call that made a tensor without a grad_fn: its name, the script line,
-    and its tensor inputs, each as its own Origin (so `c = torch.cat([a * 2, b])`
-    still leads from `c` back to the named `a` through the unnamed product) or, for
-    an input without one, a weakref to it."""
-    __slots__ = ("ref", "op", "where", "inputs", "depth")
-
-    def __init__(self, ref, op: str, where, inputs: list, depth: int):
-        self.ref, self.op, self.where, self.inputs, self.depth = ref, op, where, inputs, depth
+class Origin(tuple):
+    """The torch call that made a tensor without a grad_fn: (weakref to it, the call's
+    name, where in the script (for `line_at`), its tensor inputs, depth). Each input
+    is its own Origin (so `c = torch.cat([a * 2, b])` still leads from `c` back to
+    the named `a` through the unnamed product) or, for an input without one, a
+    weakref to it. A tuple, made in C: one is made on every torch call."""
+    __slots__ = ()
+    ref = property(operator.itemgetter(0))
+    op = property(operator.itemgetter(1))
+    where = property(operator.itemgetter(2))
+    inputs = property(operator.itemgetter(3))
+    depth = property(operator.itemgetter(4))
 
     @property
     def line(self) -> int | None:
-        return line_at(self.where)
+        return line_at(self[2])
 
 
 _LINE_TABLES: dict = {}  # code object -> (sorted bytecode offsets, their lines)
@@ -87,8 +91,15 @@ class CallTracker(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **kwargs) if kwargs else func(*args)
-        try:
-            self._note(func, args, kwargs, out)
+        try:  # runs after every torch call: kept cheap (issue 9: ≤ 10% of a script's time)
+            name = func.__name__
+            if name[-1] == "_" and args and out is args[0] and name[0] != "_":
+                self._note_inplace(name, out)  # it stays what it was: no new Origin
+            elif isinstance(out, Tensor):
+                if out.grad_fn is None:  # (autograd knows where the others came from)
+                    self._note(name, args, kwargs, (out,))
+            elif isinstance(out, (tuple, list)):
+                self._note(name, args, kwargs, out)
         except Exception:  # noting is best effort; the user's op already ran
             pass
         return out
@@ -107,37 +118,27 @@ class CallTracker(torch.overrides.TorchFunctionMode):
         return (frame.f_code, frame.f_lasti) if frame is not None and frame.f_code.co_filename == self.filename \
             else None
 
-    def _note(self, func, args, kwargs, out) -> None:
-        """Runs after every torch call: keep it cheap (issue 9: ≤ 10% of a script's time)."""
-        name = getattr(func, "__name__", "")
-        if name[-1:] == "_" and args and out is args[0] and name[:1] != "_":
-            self._note_inplace(name, out)
-            return  # it stays what it was: no new Origin
-        if isinstance(out, Tensor):
-            outs = (out,)
-        elif isinstance(out, (tuple, list)):
-            outs = out
-        else:
-            return
-        inputs, depth, line, reason = None, 0, None, ""
+    def _note(self, name: str, args, kwargs, outs) -> None:
+        """An Origin for each output without a grad_fn, and the cut-off reason."""
+        inputs = None
         for o in outs:
             if not isinstance(o, Tensor) or o.grad_fn is not None:
-                continue  # autograd knows where a tensor with a grad_fn came from
+                continue
             if inputs is None:
                 inputs, depth = self._inputs(args, kwargs)
-                line = self._script_line(3)  # here, _note, __torch_function__, the caller
+                where = self._script_line(3)  # here, _note, __torch_function__, the caller
                 reason = "detach()" if name in ("detach", "detach_") else (
                     "no_grad" if not torch.is_grad_enabled() and any(
                         isinstance(a, Tensor) and a.requires_grad for a in args) else None)
             if reason and not o.requires_grad:
                 self.cut[id(o)] = (weakref.ref(o), reason)
-            self.origins[id(o)] = Origin(weakref.ref(o), name, line, inputs, depth)
+            self.origins[id(o)] = Origin((weakref.ref(o), name, where, inputs, depth))
         if len(self.origins) > self.prune_at:
-            self.origins = {k: v for k, v in self.origins.items() if v.ref() is not None}
+            self.origins = {k: v for k, v in self.origins.items() if v[0]() is not None}
             self.prune_at = max(50_000, 2 * len(self.origins))
 
     def _note_inplace(self, name: str, t: torch.Tensor) -> None:
-        line = self._script_line(4)  # here, _note_inplace, _note, __torch_function__, the caller
+        line = self._script_line(3)  # here, _note_inplace, __torch_function__, the caller
         ref, ops = self.inplace.get(id(t), (None, None))
         if ref is None or ref() is not t:
             ops = []
@@ -154,18 +155,19 @@ class CallTracker(torch.overrides.TorchFunctionMode):
             for t in ((a,) if isinstance(a, Tensor) else a if isinstance(a, (list, tuple)) else ()):
                 if isinstance(t, Tensor):
                     e = origins.get(id(t))
-                    if e is not None and e.ref() is t:
+                    if e is not None and e[0]() is t:
                         found.append(e)
-                        depth = max(depth, e.depth)
+                        if e[4] > depth:
+                            depth = e[4]
                     else:
                         found.append(weakref.ref(t))
         if depth >= ORIGIN_DEPTH:  # keep the chain short: inputs by weakref only
-            return [e.ref if isinstance(e, Origin) else e for e in found], 1
+            return [e[0] if isinstance(e, Origin) else e for e in found], 1
         return found, depth + 1
 
     def origin(self, t: torch.Tensor) -> Origin | None:
         entry = self.origins.get(id(t))
-        return entry if entry is not None and entry.ref() is t else None
+        return entry if entry is not None and entry[0]() is t else None
 
     def line_of(self, t: torch.Tensor) -> int | None:
         entry = self.origin(t)
