@@ -58,6 +58,15 @@ NOT_OURS = ("This kernel was started outside Torchscope, so Torchscope never res
 IGNORED_INTERRUPT_MS = 3000  # an interrupt unanswered this long: the script ignores it
 
 
+def send_comm(kc, comm_id: str, data: dict, buffers: list) -> str:
+    """A comm message (JSON plus binary buffers) on a kernel client's shell channel;
+    its msg_id, which the kernel's replies carry."""
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+    msg["buffers"] = buffers
+    kc.shell_channel.send(msg)
+    return msg["header"]["msg_id"]
+
+
 class KernelProcess(QtCore.QObject):
     """A local ipykernel, started and watched by qtconsole's QtKernelManager."""
 
@@ -103,10 +112,7 @@ class KernelProcess(QtCore.QObject):
         return self.kc.execute(code, silent=True, store_history=False, stop_on_error=False)
 
     def send_comm(self, comm_id: str, data: dict, buffers: list) -> str:
-        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
-        msg["buffers"] = buffers
-        self.kc.shell_channel.send(msg)
-        return msg["header"]["msg_id"]
+        return send_comm(self.kc, comm_id, data, buffers)
 
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
@@ -174,10 +180,7 @@ class AttachedKernel(QtCore.QObject):
         return msg_id
 
     def send_comm(self, comm_id: str, data: dict, buffers: list) -> str:
-        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
-        msg["buffers"] = buffers
-        self.kc.shell_channel.send(msg)
-        return msg["header"]["msg_id"]
+        return send_comm(self.kc, comm_id, data, buffers)
 
     def interrupt(self) -> None:
         """An `interrupt_request` on the control channel. jupyter_client's manager

@@ -564,6 +564,7 @@ class LoaderCursor:
             self.iterator = iter(loader)
             self.rng = torch.get_rng_state()
         self.index = -1
+        self.batch = None  # batch `index`, the one on screen: the tensor view shows its images
 
     def advance_to(self, index: int):
         batch = None
@@ -573,6 +574,7 @@ class LoaderCursor:
                 while self.index < index:
                     batch = next(self.iterator)
                     self.index += 1
+                    self.batch = batch
             finally:
                 self.rng = torch.get_rng_state()
         return batch
@@ -823,9 +825,65 @@ class DataRequests:
     def offline_copy(self, request: OfflineCopyRequest) -> OfflineCopyReply:
         return copy_offline(request.type, request.folder, getattr(self.endpoint.runner, "cwd", None))
 
+    def tile(self, name: str, index: int, tile: int) -> tuple[torch.Tensor | None, str, list | None, str]:
+        """(image, caption, [mean, std] or None, error) of image `tile` of batch `index`
+        of `name`, as the loader gave it: the tensor view shows a tile the data panel
+        drew. The batch on screen is the loader's cursor's own; any other is drawn again
+        from manual_seed(0), the same batch the panel showed."""
+        obj, _, filename = self._find(name)
+        if obj is None or is_transform(obj):
+            return None, "", None, f"there is no Dataset or DataLoader named {name} any more: run the script again"
+        cursor = self.cursors.get(id(obj))
+        try:
+            if cursor is not None and cursor.index == index and cursor.batch is not None:
+                batch = cursor.batch
+            else:
+                with in_script_folder(getattr(self.endpoint.runner, "cwd", None)):
+                    batch = load_batch(obj, index, self.cursors)
+        except StopIteration:
+            return None, "", None, f"{name} has no batch {index + 1}"
+        except Exception as exc:  # noqa: BLE001 - the script's dataset failed: say so
+            return None, "", None, error_text(plain_data_error(exc))
+        images, labels = _batch_parts(batch)
+        if isinstance(images, list):
+            x = images[tile] if 0 <= tile < len(images) else None
+        else:
+            x = as_nchw(images)
+            x = x[tile] if x is not None and 0 <= tile < len(x) else None
+        if x is None:
+            return None, "", None, f"batch {index + 1} of {name} has no image {tile}"
+        dataset = obj.dataset if isinstance(obj, DataLoader) else obj
+        texts, _ = label_texts(labels, classes_of(dataset))
+        what = "DataLoader" if isinstance(obj, DataLoader) else type(obj).__name__
+        caption = f"image {tile} of batch {index + 1} of {name} ({what})" + (
+            f", label {texts[tile]}" if tile < len(texts) else "")
+        return x, caption, normalize_of(getattr(base_dataset(dataset), "transform", None)), ""
+
+
+def image_normalizes(ns: dict, cwd: str | None) -> list[tuple[str, list[list[float]], list[int]]]:
+    """(name, [mean, std], one sample's image shape (C, H, W)) of every dataset of the
+    namespace whose pipeline has a Normalize: a tensor shaped like its samples (or a
+    batch of them) is taken to have come from it."""
+    out = []
+    for name, obj, kind in named_data(ns):
+        if kind != "dataset":
+            continue
+        normalize = normalize_of(getattr(base_dataset(obj), "transform", None))
+        if normalize is None:
+            continue
+        try:
+            with in_script_folder(cwd), own_rng():
+                image = sample_image(parts_of(obj[0])[0])
+        except Exception:  # noqa: BLE001 - a dataset that fails says so in the data panel
+            continue
+        if image is not None:
+            out.append((name, normalize, list(image.shape)))
+    return out
+
 
 def handlers(endpoint) -> dict:
     """{request type: handler(request) -> reply} for serve.Endpoint."""
     requests = DataRequests(endpoint)
+    endpoint.data_requests = requests  # the tensor view reads the batches on screen
     return {BatchRequest: requests.batch, StagesRequest: requests.stages,
             OfflineCopyRequest: requests.offline_copy}

@@ -44,6 +44,12 @@ class TensorViewRequest:
     # What the run saw, to tell a tensor changed since (None: not known).
     version: int | None = None
     identity: str | None = None
+    # A tensor that is no name of the script: image `tile` of batch `batch` of the
+    # loader (or dataset) `batch_of`, as the data panel's preview drew it ("": a name).
+    batch_of: str = ""
+    batch: int = 0
+    tile: int = 0
+    unnormalize: bool = True  # images: undo a known Normalize for display (x·std + mean)
 
 
 @dataclass
@@ -116,10 +122,23 @@ class TensorView:
     note: str = ""  # a sentence to show in warning colours (changed since the run, …)
     version: int | None = None
     identity: str | None = None
+    caption: str = ""  # where a tensor without a name came from (a loader's batch, its label)
+    normalize: list[list[float]] | None = None  # [mean, std] of a Normalize it went through, if known
+    unnormalized: str = ""  # the picture shows x·std + mean: how, in words ("" for the raw values)
 
 
 MESSAGES = (TensorViewRequest, TensorView, ViewStats, StorageView, StorageLayout)
 REPLY_TO = {TensorViewRequest: TensorView}
+
+
+def tile_name(batch_of: str, batch: int, tile: int) -> str:
+    """What the tensor view calls image `tile` of a preview batch (`batch` from 0)."""
+    return f"{batch_of} batch {batch + 1} image {tile}"
+
+
+def tile_id(batch_of: str, batch: int, tile: int) -> str:
+    """The tensor view's id of such an image: no graph node has one like it."""
+    return f"data:{batch_of}:{batch}:{tile}"
 
 
 def format_number(v: float | None) -> str:
