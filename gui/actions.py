@@ -360,18 +360,30 @@ class Actions(QtCore.QObject):
         tv.show(node_id, node.name)
         self._send_tensor_view()
 
+    def view_tile(self, batch_of: str, batch: int, tile: int) -> None:
+        """Show image `tile` of batch `batch` of a loader (or dataset) in the tensor
+        view: a plain request naming that batch element; the kernel finds it in the
+        data panel's batch."""
+        self.states.tensor_view.show_tile(batch_of, batch, tile)
+        self._send_tensor_view()
+
     def tensor_view_options(self, dims=None, index=None, mode: str | None = None,
-                            part: str | None = None) -> None:
-        """The user moved a slider, picked dims, toggled images/heatmap or the complex part."""
-        self.states.tensor_view.set_options(dims, index, mode, part)
+                            part: str | None = None, unnormalize: bool | None = None) -> None:
+        """The user moved a slider, picked dims, toggled images/heatmap, the complex
+        part or un-normalized display."""
+        self.states.tensor_view.set_options(dims, index, mode, part, unnormalize)
         if self.states.tensor_view.node_id:
             self._send_tensor_view()
 
     def _view_tensor_again(self, result) -> None:
-        """A new run (or a backward) answered: the same selection, the kernel's new tensor."""
+        """A new run (or a backward) answered: the same selection, the kernel's new
+        tensor; a data tile shown stays (drawn again from the new run's loader)."""
         if isinstance(result, RunResult) and result.graph is not None and result.error is None:
             self.states.tensor_view.new_run()
-        self.view_tensor()
+        if self.states.tensor_view.batch_of:
+            self._send_tensor_view()
+        else:
+            self.view_tensor()
 
     def _send_tensor_view(self) -> None:
         tv = self.states.tensor_view
@@ -379,7 +391,9 @@ class Actions(QtCore.QObject):
         node = next((n for n in graph.nodes if n.id == tv.node_id), None) if graph is not None else None
         request = TensorViewRequest(tv.node_id, tv.name, tv.dims, tv.index, tv.mode, tv.complex_part,
                                     version=getattr(node, "version", None),
-                                    identity=tv.identities.get(tv.node_id))
+                                    identity=tv.identities.get(tv.node_id),
+                                    batch_of=tv.batch_of, batch=tv.batch, tile=tv.tile,
+                                    unnormalize=tv.unnormalize)
         # Slider steps faster than the kernel answers: only the latest one waits.
         queue = getattr(self.session, "queue", None)
         if isinstance(queue, list):

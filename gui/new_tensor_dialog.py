@@ -117,7 +117,36 @@ class NewTensorDialog(QtWidgets.QDialog):
         self.resize(900, 620)
 
         states.new_tensor.changed.connect(self._show_preview)
+        self._base_points = self.font().pointSizeF()
         self._select("linspace")
+        states.theme.changed.connect(self._on_theme)
+        self._on_theme()
+
+    # --- lecture zoom ------------------------------------------------------------------------------
+    def _on_theme(self) -> None:
+        """Every text at the lecture zoom (theme.scale), as the panels' are. Each widget
+        is set by hand: those with their own font (the monospace fields, the bold
+        captions) do not inherit the dialog's, nor do labels with a style sheet once
+        polished. Each is scaled from the size it was made with (the dialog's, unless
+        it has its own), so fields built after a zoom are not scaled twice."""
+        scale = self.states.theme.scale
+        font = self.font()
+        font.setPointSizeF(self._base_points * scale)
+        self.setFont(font)
+        for w in self.findChildren(QtWidgets.QWidget):
+            base = w.property("ts_base_points")
+            if base is None:
+                base = w.font().pointSizeF() if w.testAttribute(QtCore.Qt.WA_SetFont) else self._base_points
+                w.setProperty("ts_base_points", base)
+            own = w.font()
+            own.setPointSizeF(base * scale)
+            w.setFont(own)
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(QtCore.Qt.UserRole) is None:  # a group header: bold, the list's size
+                header = item.font()
+                header.setPointSizeF(self._base_points * scale)
+                item.setFont(header)
 
     # --- opening --------------------------------------------------------------------------------
     @classmethod
@@ -236,6 +265,8 @@ class NewTensorDialog(QtWidgets.QDialog):
             note = QtWidgets.QLabel(f"also: {', '.join(hidden)} (type them into the script)")
             note.setStyleSheet(f"color: {theme.MUTED}")
             self.form.addRow("", note)
+        if hasattr(self, "_base_points"):
+            self._on_theme()  # the new fields at the zoom of the rest
 
     def _start_value(self, parameter: str) -> str:
         """The form's first value: for a `_like` function's input, the script's latest

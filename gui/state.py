@@ -18,7 +18,7 @@ from core.model.devices import DeviceInventory, DeviceSample, clamp_rate
 from core.model.graph import Graph
 from core.model.run import RunError, RunResult
 from core.model.tensors import TensorValues
-from core.model.tensor_view import COMPLEX_PARTS, MODES, TensorView
+from core.model.tensor_view import COMPLEX_PARTS, MODES, TensorView, tile_id, tile_name
 from core.protocol import BackwardRequest
 from gui.theme import Theme
 
@@ -644,6 +644,7 @@ class TensorViewState(QtCore.QObject):
     there is none, why (`message`)."""
 
     changed = QtCore.Signal()  # a new view or message
+    wanted = QtCore.Signal()  # asked for from another tab (a data tile): the panel comes forward
 
     PLACEHOLDER = "Select a tensor in the graph to see its values."
 
@@ -658,19 +659,33 @@ class TensorViewState(QtCore.QObject):
         self.mode = "auto"
         self.complex_part = "magnitude"
         self.identities: dict[str, str] = {}  # node id -> the kernel's identity of its tensor, this run
+        # an image of a data preview batch instead of a named tensor: (loader, batch, tile)
+        self.batch_of, self.batch, self.tile = "", 0, 0
+        self.unnormalize = True  # images: undo a known Normalize for display
 
     def show(self, node_id: str, name: str) -> None:
         """Another tensor: its dims and sliders start over (the mode and part stay)."""
+        self.batch_of = ""
         if (node_id, name) != (self.node_id, self.name):
             self.node_id, self.name = node_id, name
             self.dims = self.index = None
             if self.mode != "auto":
                 self.mode = "auto"
 
+    def show_tile(self, batch_of: str, batch: int, tile: int) -> None:
+        """Image `tile` of batch `batch` of loader (or dataset) `batch_of`: a tensor the
+        script never named, which the kernel finds in the data panel's batch."""
+        self.show(tile_id(batch_of, batch, tile), tile_name(batch_of, batch, tile))
+        self.batch_of, self.batch, self.tile = batch_of, batch, tile
+        self.wanted.emit()
+
     def new_run(self) -> None:
         self.identities.clear()
 
-    def set_options(self, dims=None, index=None, mode: str | None = None, part: str | None = None) -> None:
+    def set_options(self, dims=None, index=None, mode: str | None = None, part: str | None = None,
+                    unnormalize: bool | None = None) -> None:
+        if unnormalize is not None:
+            self.unnormalize = unnormalize
         if dims is not None:
             self.dims = list(dims)
         if index is not None:
@@ -693,14 +708,15 @@ class TensorViewState(QtCore.QObject):
 
     def set_message(self, text: str, node_id: str = "") -> None:
         self.node_id, self.name = (node_id, self.name) if node_id else ("", "")
+        self.batch_of = self.batch_of if node_id else ""
         self.view, self.message = None, text
         self.changed.emit()
 
     def as_dict(self) -> dict:
-        return {"complex_part": self.complex_part}
+        return {"complex_part": self.complex_part, "unnormalize": self.unnormalize}
 
     def from_dict(self, d: dict) -> None:
-        self.set_options(part=d.get("complex_part"))
+        self.set_options(part=d.get("complex_part"), unnormalize=bool(d.get("unnormalize", True)))
 
 
 class NewTensorState(QtCore.QObject):

@@ -439,32 +439,83 @@ def describe_into(result, ns: dict, code: str, cwd: str | None, script_exc: Base
 
 # --- a batch as pictures --------------------------------------------------------------
 
-def display_uint8(x: torch.Tensor, normalize: list[list[float]] | None) -> tuple[torch.Tensor, str]:
+BLOCK = 1 << 18  # values converted to pixels at a time: a block stays in the cache
+
+
+def _blocks(n: int, per_image: int):
+    """(start, stop) of runs of images with about BLOCK values each."""
+    step = max(1, BLOCK // max(per_image, 1))
+    for s in range(0, n, step):
+        yield s, min(s + step, n)
+
+
+def _pixels(x: torch.Tensor, steps) -> torch.Tensor:
+    """uint8 of `steps(block, scratch)` applied a few images at a time: the float work
+    (clamp, scale, round) runs on a block in the cache, not four times over the batch."""
+    out = torch.empty(x.shape, dtype=torch.uint8)
+    per_image = x[0].numel() if len(x) else 0
+    scratch = torch.empty((max(1, BLOCK // max(per_image, 1)),) + tuple(x.shape[1:]), dtype=torch.float32)
+    for s, e in _blocks(len(x), per_image):
+        out[s:e].copy_(steps(x[s:e], scratch[:e - s]))
+    return out
+
+
+def _unit(b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(b, 0, 1, out=t).mul_(255).round_()
+
+
+def display_uint8(x: torch.Tensor, normalize: list[list[float]] | None,
+                  known: tuple[float | None, float | None] | None = None) -> tuple[torch.Tensor, str]:
     """(N, C, H, W) values -> uint8 grey levels, and how: "0..1", "0..255",
-    "un-normalized" (x·std + mean, then 0..1) or "scaled a..b" (min..max of the batch)."""
+    "un-normalized" (x·std + mean, then 0..1) or "scaled a..b" (min..max of the batch).
+    `known`: value_range(x) when the caller has it (not recomputed)."""
     if x.dtype == torch.uint8:
         return x.contiguous(), "0..255"
     if x.dtype == torch.bool:
         return x.to(torch.uint8) * 255, "False/True"
     integer = not x.is_floating_point()
+    if known is not None and x.dtype == torch.float64:
+        known = None  # its float32 copy may round values to ±inf: measured again below
     x = x.detach().to("cpu", torch.float32)
     how = ""
     if normalize is not None:
         mean, std = (torch.tensor(v, dtype=torch.float32).reshape(1, -1, 1, 1) for v in normalize)
         if mean.shape[1] in (1, x.shape[1]) and std.shape[1] in (1, x.shape[1]):
-            x, how = x.mul(std).add_(mean), "un-normalized"
-    lo, hi = value_range(x)
+            u = torch.empty_like(x)
+            for s, e in _blocks(len(x), x[0].numel() if len(x) else 1):
+                torch.mul(x[s:e], std, out=u[s:e]).add_(mean)
+            x, how, known = u, "un-normalized", None
+    if known is None or known[0] is None:
+        lo, hi = value_range(x)
+    else:  # float32 rounding keeps order: the min of the copy is the min rounded
+        lo, hi = float(np.float32(known[0])), float(np.float32(known[1]))
     if lo is None:
         lo, hi = 0.0, 1.0
     if lo >= -1e-6 and hi <= 1 + 1e-6:
-        return x.clamp(0, 1).mul_(255).round_().to(torch.uint8), how or "0..1"
+        return _pixels(x, _unit), how or "0..1"
     if lo >= 0 and hi <= 255 and integer:
         return x.to(torch.uint8), "0..255"
     if how:  # un-normalized values outside 0..1: clip them as matplotlib does
-        return x.clamp(0, 1).mul_(255).round_().to(torch.uint8), how + ", clipped to 0..1"
+        return _pixels(x, _unit), how + ", clipped to 0..1"
     span = hi - lo or 1.0
-    return x.nan_to_num(lo, hi, lo).sub_(lo).mul_(255 / span).clamp_(0, 255).round_().to(torch.uint8), \
-        f"scaled {lo:.3g}..{hi:.3g}"
+    return _pixels(x, lambda b, t: torch.nan_to_num(b, lo, hi, lo, out=t).sub_(lo).mul_(255 / span)
+                   .clamp_(0, 255).round_()), f"scaled {lo:.3g}..{hi:.3g}"
+
+
+def image_ranges(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Each image's min and max (nan where it holds a nan): amin and amax along a dim
+    are vectorised, aminmax along a dim is not (several times slower)."""
+    flat = x.reshape(len(x), -1)
+    flat = flat if flat.dtype != torch.bool else flat.to(torch.uint8)
+    return [float(v) for v in flat.amin(dim=1).tolist()], [float(v) for v in flat.amax(dim=1).tolist()]
+
+
+def batch_range(x: torch.Tensor, lows: list[float], highs: list[float]) -> tuple[float | None, float | None]:
+    """value_range(x) from its images' ranges; measured again only when one of them
+    holds a nan or an inf."""
+    if lows and all(math.isfinite(v) for v in lows) and all(math.isfinite(v) for v in highs):
+        return min(lows), max(highs)
+    return value_range(x)
 
 
 def value_range(x: torch.Tensor) -> tuple[float | None, float | None]:
@@ -649,12 +700,11 @@ def preview(obj, info: DataInfo, index: int, unnormalize: bool, filename: str,
     out.shapes, out.dtypes = [s for s, _ in shapes], [d for _, d in shapes]
     if x is not None and x.numel():
         out.sample_shape = list(images[0].shape) if isinstance(images, list) else list(x.shape[1:])
-        out.low, out.high = value_range(x.detach())
-        pixels, out.shown = display_uint8(x, info.normalize if unnormalize else None)
-        flat = x.detach().reshape(len(x), -1)
-        flat = flat if flat.dtype != torch.bool else flat.to(torch.uint8)
-        lows, highs = torch.aminmax(flat, dim=1)
-        out.ranges = [[float(a), float(b)] for a, b in zip(lows.tolist(), highs.tolist())]
+        x = x.detach()
+        lows, highs = image_ranges(x)
+        out.ranges = [[a, b] for a, b in zip(lows, highs)]
+        out.low, out.high = batch_range(x, lows, highs)
+        pixels, out.shown = display_uint8(x, info.normalize if unnormalize else None, (out.low, out.high))
         out.images = pixels.numpy()
     out.labels, out.targets = label_texts(labels, info.classes)
     n = len(x) if x is not None else len(out.labels)
@@ -786,25 +836,31 @@ def copy_offline(dataset_type: str, folder: str, cwd: str | None) -> OfflineCopy
 
 class DataRequests:
     """Answers the data panel's requests about the last run's namespace. Loader
-    iterators are kept for Next while the namespace is the same."""
+    iterators are kept for Next while the namespace is the same, and so is each
+    name's description (describing a dataset loads a sample: not on every Next)."""
 
     def __init__(self, endpoint):
         self.endpoint = endpoint
         self.cursors: dict = {}
+        self.infos: dict = {}  # name -> (the object described, its DataInfo)
         self.namespace_id = None
 
     def _find(self, name: str):
         runner = self.endpoint.runner
         ns = runner.namespace
         if id(ns) != self.namespace_id:
-            self.cursors, self.namespace_id = {}, id(ns)
+            self.cursors, self.infos, self.namespace_id = {}, {}, id(ns)
         obj = ns.get(name)
         filename = ns.get("__file__", "<editor>")
         if obj is None or not (isinstance(obj, (Dataset, DataLoader)) or is_transform(obj)):
             return None, None, filename
+        known = self.infos.get(name)
+        if known is not None and known[0] is obj:
+            return obj, known[1], filename
         kind = "loader" if isinstance(obj, DataLoader) else "dataset" if isinstance(obj, Dataset) else "transform"
         with in_script_folder(getattr(runner, "cwd", None)):
             info = describe(name, obj, kind, ns, None, filename)
+        self.infos[name] = (obj, info)
         return obj, info, filename
 
     def batch(self, request: BatchRequest) -> DataBatch:
@@ -864,10 +920,12 @@ def image_normalizes(ns: dict, cwd: str | None) -> list[tuple[str, list[list[flo
     """(name, [mean, std], one sample's image shape (C, H, W)) of every dataset of the
     namespace whose pipeline has a Normalize: a tensor shaped like its samples (or a
     batch of them) is taken to have come from it."""
-    out = []
+    out, seen = [], set()
     for name, obj, kind in named_data(ns):
-        if kind != "dataset":
+        obj = obj.dataset if kind == "loader" else obj
+        if kind == "transform" or id(obj) in seen:
             continue
+        seen.add(id(obj))
         normalize = normalize_of(getattr(base_dataset(obj), "transform", None))
         if normalize is None:
             continue

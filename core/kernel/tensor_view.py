@@ -286,6 +286,19 @@ def _uint8_image(x: torch.Tensor, stats: ViewStats) -> torch.Tensor:
     return torch.nan_to_num(y, nan=0.0, posinf=255.0, neginf=0.0).clamp(0, 255).round().to(torch.uint8)
 
 
+def unnormalized(x: torch.Tensor, normalize: list[list[float]]) -> torch.Tensor | None:
+    """x·std + mean per channel of a (C,H,W) image or (N,C,H,W) batch, clipped to 0..1
+    as the data panel (and matplotlib) show it; None when the channels do not match."""
+    mean, std = (torch.tensor(v, dtype=torch.float32, device=x.device).reshape(-1, 1, 1) for v in normalize)
+    c = x.shape[-3]
+    if mean.shape[0] not in (1, c) or std.shape[0] not in (1, c) or x.is_complex():
+        return None
+    return x.detach().float().mul(std).add_(mean).clamp_(0, 1)
+
+
+UNIT = ViewStats(min=0.0, max=1.0)  # the pixel mapping of un-normalized images: 0..1 -> 0..255
+
+
 def image_of(x: torch.Tensor, stats: ViewStats, max_side: int, part: str) -> tuple[np.ndarray, int, int]:
     """(H, W[, 3]) uint8 for a (C,H,W) image or a grid of an (N,C,H,W) batch's first
     GRID_LIMIT images; the step taken along H and W; how many images are drawn."""
@@ -418,9 +431,11 @@ class Viewer:
     """Answers TensorViewRequests for one kernel; keeps the statistics of the
     tensors it was asked about, per identity and version, for slider steps."""
 
-    def __init__(self, runner):
+    def __init__(self, runner, endpoint=None):
         self.runner = runner
+        self.endpoint = endpoint  # its data_requests hold the batches the data panel shows
         self.cache: OrderedDict = OrderedDict()
+        self.normalizes: tuple[int, list] = (0, [])  # (id of the namespace, data.image_normalizes)
 
     def _whole(self, t: torch.Tensor, x: torch.Tensor, part: str) -> tuple[ViewStats, tuple | None, str]:
         key = (id(self.runner.namespace), id(t), _version(t), part, x.numel())
@@ -451,6 +466,8 @@ class Viewer:
         return stats, hist, note
 
     def view(self, request: TensorViewRequest) -> TensorView:
+        if request.batch_of:
+            return self._tile(request)
         t = find_tensor(self.runner, request.name)
         if t is None:
             return TensorView(request.node_id, request.name, GONE, note=(
@@ -466,7 +483,36 @@ class Viewer:
                               note=f"Torchscope cannot draw this tensor: {type(exc).__name__}"
                                    + (f": {text[0]}" if text else ""))
 
-    def _view(self, t: torch.Tensor, request: TensorViewRequest) -> TensorView:
+    def _tile(self, request: TensorViewRequest) -> TensorView:
+        """An image of a preview batch: no name of the script holds it, the data
+        module's batch does (the one on screen in the data panel)."""
+        data = getattr(self.endpoint, "data_requests", None)
+        t, caption, normalize, error = (None, "", None, "the data panel's batches are not here") \
+            if data is None else data.tile(request.batch_of, request.batch, request.tile)
+        if t is None:
+            return TensorView(request.node_id, request.name, GONE, note=f"Cannot show {request.name}: {error}.")
+        try:
+            out = self._view(t, request, normalize=(request.batch_of, normalize) if normalize else None)
+        except Exception as exc:  # noqa: BLE001 - as for a named tensor: say so
+            return TensorView(request.node_id, request.name, SHAPE_ONLY, summary=_safe_summary(t),
+                              shape=_shape(t), note=f"Torchscope cannot draw this image: {type(exc).__name__}")
+        out.caption, out.identity, out.version, out.storage = caption, None, None, None
+        return out
+
+    def _normalize_for(self, shape: list[int]) -> tuple[str, list[list[float]]] | None:
+        """(dataset, [mean, std]) when a named (C,H,W) or (N,C,H,W) tensor is shaped like
+        the samples of exactly one kind of Normalize-d dataset of the script."""
+        from .data import image_normalizes
+
+        ns = self.runner.namespace
+        if self.normalizes[0] != id(ns):
+            self.normalizes = (id(ns), image_normalizes(ns, getattr(self.runner, "cwd", None)))
+        found = [(name, n) for name, n, sample in self.normalizes[1] if sample == shape[-3:]]
+        if not found or any(n != found[0][1] for _, n in found):
+            return None
+        return found[0]
+
+    def _view(self, t: torch.Tensor, request: TensorViewRequest, normalize=None) -> TensorView:
         shape = _shape(t)
         layout = str(t.layout).removeprefix("torch.")
         out = TensorView(request.node_id, request.name, HEATMAP, shape=shape, dtype=dtype_name(t.dtype),
@@ -518,9 +564,19 @@ class Viewer:
             self._values(x, out, part)
         else:
             out.image_possible = is_image_shape(shape_shown)
+            if out.image_possible and normalize is None and not request.batch_of and x.is_floating_point():
+                normalize = self._normalize_for(shape_shown)
+            if out.image_possible and normalize is not None:
+                out.normalize = normalize[1]
             if out.image_possible and request.mode in ("auto", "image"):
                 out.kind = IMAGE
-                out.data, step, n = image_of(x, stats, request.max_side, part)
+                shown = unnormalized(x, normalize[1]) if normalize is not None and request.unnormalize else None
+                if shown is not None:
+                    mean, std = normalize[1]
+                    out.unnormalized = (f"un-normalized with {normalize[0]}'s Normalize(mean={mean}, std={std}): "
+                                        "x·std + mean, clipped to 0..1")
+                out.data, step, n = image_of(x if shown is None else shown, stats if shown is None else UNIT,
+                                             request.max_side, part)
                 out.step = [step, step]
                 out.dims = [len(shape_shown) - 2, len(shape_shown) - 1]
                 out.index = [0] * len(shape_shown)
@@ -636,5 +692,5 @@ def _safe_summary(t) -> str:
 
 def handlers(endpoint) -> dict:
     """{request type: handler(request) -> reply} for serve.Endpoint."""
-    viewer = Viewer(endpoint.runner)
+    viewer = Viewer(endpoint.runner, endpoint)
     return {TensorViewRequest: viewer.view}

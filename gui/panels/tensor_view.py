@@ -172,6 +172,10 @@ class TensorPicture(QtWidgets.QWidget):
         self.view: TensorView | None = None
         box = QtWidgets.QVBoxLayout(self)
         box.setContentsMargins(4, 4, 4, 4)
+        self.caption = QtWidgets.QLabel()  # where a tensor without a name came from
+        self.caption.setWordWrap(True)
+        self.caption.setStyleSheet(f"color: {theme.NOTE}")
+        box.addWidget(self.caption)
         self.summary = QtWidgets.QLabel()
         self.summary.setFont(theme.monospace(11))
         self.summary.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
@@ -243,6 +247,8 @@ class TensorPicture(QtWidgets.QWidget):
         self.bar.setVisible(False)
         self.legend.setVisible(False)
         self.values.setVisible(False)
+        self.caption.setText(html.escape(view.caption) if view is not None else "")
+        self.caption.setVisible(bool(view is not None and view.caption))
         if view is None or view.kind in (GONE, SHAPE_ONLY):
             self.summary.setText(_colour_html(view.summary) if view is not None else "")
             self.note.setText(html.escape(view.note if view is not None else message))
@@ -352,8 +358,15 @@ class TensorPicture(QtWidgets.QWidget):
         self.legend.setVisible(True)
 
     def _draw_image(self, view: TensorView) -> None:
+        if view.unnormalized:  # the picture is not the raw values: say so where the values are
+            self.legend.setText(html.escape(f"Shown {view.unnormalized}; the summary and histogram "
+                                            "are of the raw values."))
+            self.legend.setVisible(True)
         data = np.asarray(view.data)
         self.image.setImage(data, autoLevels=False, levels=(0, 255), lut=None)
+        # again: the colour bar's (0, 1), deferred while the item had no data, would
+        # otherwise win on the first image drawn and make it black and white
+        self.image.setLevels((0, 255))
         step = view.step[0] if view.step else 1
         self.image.setRect(QtCore.QRectF(0, 0, data.shape[1] * step, data.shape[0] * step))
         self.image.setVisible(True)
@@ -458,6 +471,11 @@ class TensorViewPanel(QtWidgets.QWidget):
         self.mode = QtWidgets.QPushButton()
         self.mode.clicked.connect(self._toggle_mode)
         controls.addWidget(self.mode)
+        self.unnormalize = QtWidgets.QCheckBox("Un-normalized")
+        self.unnormalize.setToolTip("Undo the pipeline's Normalize for display (x·std + mean, clipped to "
+                                    "0..1); off: the raw values, scaled to their range")
+        self.unnormalize.toggled.connect(lambda on: on != self.state.unnormalize and self._ask(unnormalize=on))
+        controls.addWidget(self.unnormalize)
         self.part = QtWidgets.QComboBox()
         self.part.addItems(COMPLEX_PARTS)
         self.part.activated.connect(lambda i: self._ask(part=COMPLEX_PARTS[i]))
@@ -478,7 +496,15 @@ class TensorViewPanel(QtWidgets.QWidget):
         self.strip = StorageStrip()
         box.addWidget(self.strip)
         self.state.changed.connect(self.redraw)
+        self.state.wanted.connect(self._come_forward)
         self.redraw()
+
+    def _come_forward(self) -> None:
+        """A tile double-clicked in the Data tab: this panel's tab comes to the front."""
+        dock = self.parentWidget()
+        if isinstance(dock, QtWidgets.QDockWidget):
+            dock.show()
+            dock.raise_()
 
     def redraw(self) -> None:
         view = self.state.view
@@ -490,6 +516,10 @@ class TensorViewPanel(QtWidgets.QWidget):
         self.mode.setVisible(view is not None and view.image_possible)
         if view is not None and view.image_possible:
             self.mode.setText("Heatmap of one channel" if view.kind == IMAGE else "Show as images")
+        self.unnormalize.setVisible(bool(view is not None and view.kind == IMAGE and view.normalize))
+        self.unnormalize.blockSignals(True)
+        self.unnormalize.setChecked(self.state.unnormalize)
+        self.unnormalize.blockSignals(False)
         self.part.setVisible(bool(view is not None and view.complex_part))
         if view is not None and view.complex_part:
             self.part.setCurrentIndex(COMPLEX_PARTS.index(view.complex_part))

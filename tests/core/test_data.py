@@ -284,3 +284,26 @@ def test_export_of_a_loader_that_fails_is_an_error_at_the_users_line(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert done.stderr.strip() == f"{script}:18: RuntimeError: the image 'images/gone.png' does not exist"
+
+
+def test_a_tile_is_the_image_of_the_batch_on_screen(tmp_path):
+    """The tensor view's tile is the tensor the loader gave: the cursor's batch when it
+    is the one shown, drawn again from manual_seed(0) otherwise (the same tensor)."""
+    runner, _, handle = run(FMNIST, tmp_path)
+    endpoint = Endpoint(runner)
+    handle = kdata.handlers(endpoint)
+    handle[BatchRequest](BatchRequest("loader", 1))
+    torch.manual_seed(0)
+    it = iter(runner.namespace["loader"])
+    next(it)
+    images, labels = next(it)
+    x, caption, normalize, error = endpoint.data_requests.tile("loader", 1, 5)
+    assert error == "" and torch.equal(x, images[5]) and normalize == [[0.5], [0.5]]
+    assert caption == f"image 5 of batch 2 of loader (DataLoader), label {CLASSES[int(labels[5].argmax())]}"
+    again, *_ = endpoint.data_requests.tile("loader", 0, 5)  # not the one on screen: drawn again
+    torch.manual_seed(0)
+    assert torch.equal(again, next(iter(runner.namespace["loader"]))[0][5])
+    plain, _, none, _ = endpoint.data_requests.tile("plain", 0, 2)  # a dataset: samples 0..63
+    assert torch.equal(plain, runner.namespace["plain"][2][0]) and none is None
+    assert "has no image 300" in endpoint.data_requests.tile("loader", 0, 300)[3]
+    assert "no Dataset or DataLoader named gone" in endpoint.data_requests.tile("gone", 0, 0)[3]

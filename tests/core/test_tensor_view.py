@@ -1,6 +1,7 @@
 """The tensor view's kernel side against torch itself: slices, statistics with
 nan/inf, every dtype and layout, storage layouts, and tensors changed since the run."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,3 +280,60 @@ def test_stats_on_the_gpu_equal_the_cpu():
     assert s.min == float(ref.min()) and s.max == float(ref.max())
     assert s.mean == pytest.approx(float(ref.mean()), abs=1e-5)
     assert math.isclose(s.std, float(ref.std()), rel_tol=1e-5)
+
+
+NORMALIZED = """
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets
+from torchvision.transforms import Compose, Normalize, ToTensor
+ds = datasets.FashionMNIST(root=ROOT, train=False, transform=Compose([ToTensor(), Normalize((0.5,), (0.5,))]))
+loader = DataLoader(ds, batch_size=16, shuffle=True)
+torch.manual_seed(0)
+features, labels = next(iter(loader))
+first = features[0]
+other = torch.rand(1, 28, 28)
+"""
+
+
+def test_a_data_tile_is_viewed_by_its_batch_and_un_normalized(tmp_path):
+    """A tile of the data panel is no name of the script: the request names the
+    loader, the batch and the tile; a Normalize in its pipeline is undone for display
+    only (the summary and histogram stay the raw values)."""
+    from core.kernel import data as kdata
+    from core.kernel import tensor_view as ktv
+    from core.model.tensor_view import tile_id, tile_name
+
+    root = str(Path(__file__).resolve().parents[2] / "resources" / "data")
+    runner = Runner()
+    assert runner.run(NORMALIZED.replace("ROOT", repr(root)), str(tmp_path / "s.py"), cwd=str(tmp_path)).error is None
+
+    class Endpoint:
+        pass
+
+    endpoint = Endpoint()
+    endpoint.runner = runner
+    handle = {**kdata.handlers(endpoint), **ktv.handlers(endpoint)}
+    features = runner.namespace["features"]
+    request = TensorViewRequest(tile_id("loader", 0, 3), tile_name("loader", 0, 3), batch_of="loader", batch=0, tile=3)
+    view = handle[TensorViewRequest](request)
+    x = features[3]
+    assert view.kind == IMAGE and view.normalize == [[0.5], [0.5]] and view.identity is None
+    assert view.caption.startswith("image 3 of batch 1 of loader (DataLoader), label ")
+    assert view.stats.min == float(x.min()) and view.stats.max == float(x.max())  # the raw values
+    assert f"x∈[{float(x.min()):.3g}" in view.summary
+    assert np.array_equal(view.data, ((x[0] * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+    assert view.unnormalized.startswith("un-normalized with loader's Normalize")
+    request.unnormalize = False
+    raw = handle[TensorViewRequest](request)
+    lo, hi = float(x.min()), float(x.max())
+    assert raw.unnormalized == "" and np.array_equal(raw.data, ((x[0] - lo) * (255 / (hi - lo))).round().to(torch.uint8).numpy())
+    data, buffers = encode(view)
+    assert decode(data, buffers)[0].caption == view.caption
+    # the script's own tensors shaped like the dataset's samples (or a batch of them) are
+    # taken to come from it: a guess by shape, so the toggle shows the raw values too
+    named = handle[TensorViewRequest](TensorViewRequest("n", "first"))
+    assert named.normalize == [[0.5], [0.5]] and named.unnormalized.startswith("un-normalized with ds's")
+    assert handle[TensorViewRequest](TensorViewRequest("n", "features")).normalize == [[0.5], [0.5]]
+    assert handle[TensorViewRequest](TensorViewRequest("n", "other")).normalize == [[0.5], [0.5]]
+    assert handle[TensorViewRequest](TensorViewRequest("n", "labels")).normalize is None

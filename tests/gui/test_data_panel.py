@@ -1,6 +1,10 @@
 """The data panel on hand-made state: the list, the grid with its labels, hover
-text, zoom, the channel picker, the transform strip, errors and the offline button."""
+text, zoom, the channel picker, the transform strip, errors and the offline button;
+and once in the whole app with a real kernel: the tutorial's FashionMNIST example
+opened as a file, its batches against torchvision itself, a tile in the Tensor tab."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
@@ -81,3 +85,82 @@ def test_the_strip_and_errors_show_where_the_user_looks(qtbot):
 def test_the_exported_png_is_the_grid(qtbot):
     png = render_batch(batch())
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "resources" / "examples" / "21_fashion_mnist_dataloader.py"
+
+
+def tile_centre(grid, k: int) -> QtCore.QPoint:
+    cols, tw, th, label_h, _ = grid.geometry_of()
+    return QtCore.QPoint(6 + (k % cols) * (tw + 6) + tw // 2, 6 + (k // cols) * (th + label_h + 6) + th // 2)
+
+
+def front_tab(win) -> str:
+    """The tab in front among the right-hand docks (Inspector, Tensor, Data, Devices)."""
+    from PySide6 import QtWidgets
+
+    bar = next(b for b in win.findChildren(QtWidgets.QTabBar)
+               if "Tensor" in [b.tabText(i) for i in range(b.count())])
+    return bar.tabText(bar.currentIndex())
+
+
+def pick(qtbot, win, name: str) -> None:
+    """Click `name` in the Data list and wait for its batch on screen."""
+    panel, data = win.data, win.states.data
+    item = next(panel.list.item(i) for i in range(panel.list.count())
+                if panel.list.item(i).data(QtCore.Qt.UserRole) == name)
+    rect = panel.list.visualItemRect(item)
+    qtbot.mouseClick(panel.list.viewport(), QtCore.Qt.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: data.picked == name and data.batch is not None and data.batch.name == name
+                    and not data.busy, timeout=60_000)
+
+
+def test_fashion_mnist_opened_as_a_file_down_to_a_tile_in_the_tensor_tab(qtbot, window):
+    """The tutorial's DataLoader example, opened as a user opens a file: its loaders
+    listed, each batch the one torchvision gives (`next(iter(loader))` after
+    `torch.manual_seed(0)`, computed here in-process), and a double-clicked tile full
+    size in the Tensor tab with its value range."""
+    import torch
+    from torch.utils.data import DataLoader
+    from torchvision import datasets
+    from torchvision.transforms import ToTensor
+
+    from core.model.tensor_view import IMAGE, tile_id
+
+    win, data = window, window.states.data
+    assert win.files.open_file(EXAMPLE)
+    qtbot.waitUntil(lambda: {"train_dataloader", "test_dataloader"} <= {i.name for i in data.infos},
+                    timeout=120_000)
+    win.docks["Data"].raise_()
+    qtbot.waitUntil(lambda: win.data.list.count() == 4 and front_tab(win) == "Data", timeout=10_000)
+
+    root = EXAMPLE.parent.parent / "data"
+    train = datasets.FashionMNIST(root=root, train=True, transform=ToTensor())
+    test = datasets.FashionMNIST(root=root, train=False, transform=ToTensor())
+    pick(qtbot, win, "test_dataloader")
+    _, expected = next(iter(DataLoader(test, batch_size=64)))
+    assert data.batch.labels == [train.classes[int(k)] for k in expected]
+    pick(qtbot, win, "train_dataloader")
+    torch.manual_seed(0)
+    images, expected = next(iter(DataLoader(train, batch_size=64, shuffle=True)))
+    assert data.batch.labels == [train.classes[int(k)] for k in expected]
+    assert len(win.data.grid.images) == 64 and "batch 1 of 32 · 64 images" in win.data.position.text()
+
+    k = 5
+    tv = win.states.tensor_view
+    qtbot.mouseDClick(win.data.grid, QtCore.Qt.LeftButton, pos=tile_centre(win.data.grid, k))
+    assert data.tile == k
+    qtbot.waitUntil(lambda: tv.view is not None and tv.view.node_id == tile_id("train_dataloader", 0, k),
+                    timeout=60_000)
+    view, panel = tv.view, win.tensor_view
+    assert front_tab(win) == "Tensor"  # the Tensor tab came forward
+    assert view.kind == IMAGE and view.shape == [1, 28, 28]
+    assert np.array_equal(view.data, (images[k, 0] * 255).round().to(torch.uint8).numpy())
+    lo, hi = float(images[k].min()), float(images[k].max())
+    assert (view.stats.min, view.stats.max) == (lo, hi)
+    assert "tensor[1,28,28]" in panel.picture.summary.text() and "x∈[" in panel.picture.summary.text()
+    assert panel.picture.caption.text() == (f"image {k} of batch 1 of train_dataloader (DataLoader), "
+                                            f"label {train.classes[int(expected[k])]}")
+    assert panel.picture.image.isVisible() and panel.picture.image.image.shape == (28, 28)
+    assert list(panel.picture.image.levels) == [0, 255]  # grey levels, not black and white
+    assert not panel.unnormalize.isVisibleTo(panel)  # ToTensor alone: nothing to undo

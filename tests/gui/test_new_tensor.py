@@ -101,3 +101,29 @@ def test_bad_input_says_what_is_wrong_in_the_dialog(qtbot, window):
     qtbot.waitUntil(lambda: state.reply is not None and "100000" in state.reply.code, timeout=30_000)
     assert "too big to preview" in dialog.problem.text()
     assert win.session.is_ready  # the kernel is still there
+
+
+def test_the_dialog_follows_the_lecture_zoom(qtbot, home):
+    """Ctrl+= in a lecture makes the dialog's text bigger too: its labels, the
+    monospace fields (which carry their own font), the group headers, and the fields
+    of a function picked after the zoom."""
+    from gui.main_window import MainWindow
+
+    win = MainWindow(start_kernel=False)
+    qtbot.addWidget(win)
+    dialog = open_dialog(win)
+    body, mono = dialog.font().pointSizeF(), dialog.code.font().pointSizeF()
+    field = dialog.fields["start"].font().pointSizeF()
+    header = dialog.list.item(0).font().pointSizeF()
+    assert body > 0 and mono > 0 and dialog.list.item(0).data(QtCore.Qt.UserRole) is None
+    win.states.theme.set_scale(2.0)
+    assert dialog.font().pointSizeF() == 2 * body and dialog.summary.font().pointSizeF() == 2 * body
+    assert dialog.code.font().pointSizeF() == 2 * mono and dialog.result.font().pointSizeF() == 2 * mono
+    assert dialog.fields["start"].font().pointSizeF() == 2 * field
+    assert dialog.list.item(0).font().pointSizeF() == 2 * header and dialog.list.item(0).font().bold()
+    dialog._select("zeros")  # a form built after the zoom
+    assert dialog.fields["size"].font().pointSizeF() == 2 * field
+    assert dialog.fields["dtype"].font().pointSizeF() == 2 * body
+    win.states.theme.set_scale(1.0)
+    assert dialog.code.font().pointSizeF() == mono and dialog.fields["size"].font().pointSizeF() == field
+    assert dialog.font().pointSizeF() == body

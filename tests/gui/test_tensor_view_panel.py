@@ -92,3 +92,43 @@ def test_op_node_says_select_a_tensor(qtbot, ran):
         ran.states.selection.set(op.id)
         assert tv.view is None and "not a tensor" in tv.message
     assert not ran.tensor_view.picture.canvas.isVisibleTo(ran.tensor_view) or tv.view is None
+
+
+NORMALIZED = """import torch
+from pathlib import Path
+from torch.utils.data import DataLoader
+from torchvision import datasets
+from torchvision.transforms import Compose, Normalize, ToTensor
+ds = datasets.FashionMNIST(root=ROOT, train=False, transform=Compose([ToTensor(), Normalize((0.5,), (0.5,))]))
+loader = DataLoader(ds, batch_size=8)
+features, labels = next(iter(loader))
+"""
+
+
+def test_un_normalized_toggle_for_a_loader_tile_and_a_batch_it_gave(qtbot, window):
+    """A Normalize in the pipeline: the tensor view offers the data panel's
+    Un-normalized toggle, for a tile of the loader's batch (named by its loader,
+    batch and tile) and for the script's batch shaped like its samples."""
+    from pathlib import Path
+
+    from core.model.tensor_view import tile_id
+
+    root = Path(__file__).resolve().parents[2] / "resources" / "data"
+    window.states.script.set_text(NORMALIZED.replace("ROOT", repr(str(root))))
+    with qtbot.waitSignal(window.session.run_result, timeout=60_000):
+        window.actions.run_now()
+    tv, panel = window.states.tensor_view, window.tensor_view
+    window.actions.view_tile("loader", 0, 2)
+    qtbot.waitUntil(lambda: tv.view is not None and tv.view.node_id == tile_id("loader", 0, 2), timeout=30_000)
+    assert tv.view.kind == IMAGE and tv.view.normalize == [[0.5], [0.5]] and tv.view.unnormalized
+    assert panel.unnormalize.isVisibleTo(panel) and panel.unnormalize.isChecked()
+    assert "un-normalized" in panel.picture.legend.text() and panel.picture.caption.text().startswith("image 2")
+    panel.unnormalize.click()
+    qtbot.waitUntil(lambda: tv.view.unnormalized == "", timeout=30_000)
+    # (the picture may not change: x·0.5 + 0.5 of an image with 0 and 1 in it is its own stretch)
+    assert not panel.unnormalize.isChecked() and not panel.picture.legend.isVisibleTo(panel)
+    assert tv.view.caption.startswith("image 2 of batch 1 of loader")
+    panel.unnormalize.click()
+    view = run_and_select(qtbot, window, "features")  # the script's own batch: the same toggle
+    assert view.kind == IMAGE and view.normalize == [[0.5], [0.5]] and view.unnormalized and view.caption == ""
+    assert panel.unnormalize.isVisibleTo(panel) and tv.batch_of == ""
