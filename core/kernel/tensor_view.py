@@ -29,6 +29,7 @@ from .tensors import dtype_name
 from .trace import named_tensors
 
 CHUNK = 1 << 24  # elements per pass of the statistics (bounded extra memory)
+SPLIT = 1 << 20  # a chunk holding nan or inf is split to pieces this big before it is masked
 STATS_EXACT = 1 << 28  # more elements than this: statistics of an even sample
 HIST_SAMPLE = 1 << 21  # more elements than this: the histogram of an even sample
 SPARSE_DENSE_LIMIT = 1 << 22  # sparse tensors up to this many elements are drawn dense
@@ -181,44 +182,74 @@ def sampled(x: torch.Tensor, target: int) -> torch.Tensor:
     return x
 
 
+def _numbers(c: torch.Tensor, part: str) -> torch.Tensor:
+    """A chunk as flat numbers to sum: real, bools as 0/1, integers as float64."""
+    c = as_real(c, part)
+    if c.dtype == torch.bool:
+        c = c.to(torch.uint8)
+    if not c.is_floating_point():
+        c = c.double()
+    return c.reshape(-1)
+
+
+def _finite_pieces(c: torch.Tensor):
+    """(piece, lo, hi, nan, +inf, -inf) covering the flat chunk `c`: its finite
+    values in pieces, with the non-finite ones counted. A chunk whose min and max are
+    finite holds neither nan nor inf (one aminmax pass tells); one that does not is
+    split, so only a piece of at most SPLIT elements around each nan or inf is
+    masked and compacted."""
+    pending = [c]
+    while pending:
+        c = pending.pop()
+        if not c.numel():
+            continue
+        lo, hi = (float(v) for v in torch.aminmax(c))
+        if math.isfinite(lo) and math.isfinite(hi):
+            yield c, lo, hi, 0, 0, 0
+        elif c.numel() > SPLIT:
+            pending.extend(reversed(c.split(SPLIT)))
+        else:
+            nan = int(torch.count_nonzero(torch.isnan(c)))
+            pos = int(torch.count_nonzero(c == math.inf))
+            neg = int(torch.count_nonzero(c == -math.inf))
+            c = c[torch.isfinite(c)]
+            if c.numel():
+                lo, hi = (float(v) for v in torch.aminmax(c))
+                yield c, lo, hi, nan, pos, neg
+            else:
+                yield None, None, None, nan, pos, neg
+
+
 def whole_stats(x: torch.Tensor, part: str = "magnitude") -> ViewStats:
     """min/max/mean/std (unbiased) over the finite values, nan/±inf/zero counts,
-    chunk by chunk on the tensor's device; an expanded view's repeats counted."""
+    chunk by chunk on the tensor's device; an expanded view's repeats counted.
+    Three passes over a chunk of finite values (aminmax, sum, var); nan and inf are
+    looked for only where aminmax says they are."""
     x, repeat = compressed(x.detach())
     n = nan = pos = neg = 0
     mean = m2 = 0.0
     lo = hi = None
-    for c in chunks(x):
-        c = as_real(c, part)
-        if c.dtype == torch.bool:
-            c = c.to(torch.uint8)
-        if not c.is_floating_point():
-            c = c.double()
-        c = c.reshape(-1)
-        if c.numel() == 0:
-            continue
-        # float32 sums are pairwise (accurate) and 20x faster than float64 ones here
-        total = float(c.sum())
-        if not math.isfinite(total):  # nan or inf inside (or an overflow): count, keep the rest
-            finite = torch.isfinite(c)
-            nan += int(torch.isnan(c).sum())
-            pos += int((c == math.inf).sum())
-            neg += int((c == -math.inf).sum())
-            c = c[finite]
-            if c.numel() == 0:
+    for chunk in chunks(x):
+        for c, c_lo, c_hi, c_nan, c_pos, c_neg in _finite_pieces(_numbers(chunk, part)):
+            nan, pos, neg = nan + c_nan, pos + c_pos, neg + c_neg
+            if c is None:
                 continue
-            total = float(c.sum(dtype=torch.float64))
-        k = c.numel()
-        c_lo, c_hi = (float(v) for v in torch.aminmax(c))
-        c_mean = total / k
-        c_m2 = float(torch.var(c, correction=0)) * k if k > 1 else 0.0
-        lo = c_lo if lo is None else min(lo, c_lo)
-        hi = c_hi if hi is None else max(hi, c_hi)
-        delta = c_mean - mean
-        n_new = n + k
-        mean += delta * k / n_new
-        m2 += c_m2 + delta * delta * n * k / n_new
-        n = n_new
+            k = c.numel()
+            # float32 sums are pairwise (accurate) and 20x faster than float64 ones here
+            total = float(c.sum())
+            if not math.isfinite(total):  # finite values whose float32 sum overflows
+                total = float(c.sum(dtype=torch.float64))
+            c_mean = total / k
+            c_m2 = float(torch.var(c, correction=0)) * k if k > 1 else 0.0
+            if not math.isfinite(c_m2):
+                c_m2 = float(torch.var(c.double(), correction=0)) * k
+            lo = c_lo if lo is None else min(lo, c_lo)
+            hi = c_hi if hi is None else max(hi, c_hi)
+            delta = c_mean - mean
+            n_new = n + k
+            mean += delta * k / n_new
+            m2 += c_m2 + delta * delta * n * k / n_new
+            n = n_new
     count = n * repeat
     m2 *= repeat
     std = math.sqrt(m2 / (count - 1)) if count > 1 else (0.0 if count else None)
@@ -231,7 +262,8 @@ def histogram(x: torch.Tensor, stats: ViewStats, part: str = "magnitude",
               bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(counts, edges, 0) of the finite values, on the device, chunk by chunk (the 0:
     of all values, not a sample). Integers and bools: one bin per value while they
-    fit `bins`."""
+    fit `bins`. histc leaves out nan and what lies outside [min, max] (±inf here),
+    so nothing is masked, and it reads a strided view as it is (no flat copy)."""
     if stats.min is None:
         return None
     x, repeat = compressed(x.detach())
@@ -244,9 +276,7 @@ def histogram(x: torch.Tensor, stats: ViewStats, part: str = "magnitude",
     counts = None
     for c in chunks(x):
         c = as_real(c, part)
-        c = (c.double() if c.dtype == torch.float64 else c.float()).reshape(-1)
-        if stats.nan or stats.pos_inf or stats.neg_inf:
-            c = c[torch.isfinite(c)]
+        c = c.double() if c.dtype == torch.float64 else c.float()
         h = torch.histc(c, bins=bins, min=lo, max=hi)
         counts = h if counts is None else counts + h
     if counts is None:
@@ -302,11 +332,10 @@ UNIT = ViewStats(min=0.0, max=1.0)  # the pixel mapping of un-normalized images:
 def image_of(x: torch.Tensor, stats: ViewStats, max_side: int, part: str) -> tuple[np.ndarray, int, int]:
     """(H, W[, 3]) uint8 for a (C,H,W) image or a grid of an (N,C,H,W) batch's first
     GRID_LIMIT images; the step taken along H and W; how many images are drawn."""
-    x = as_real(x, part)
     if x.dim() == 3:
         _, h, w = x.shape
         step = max(1, math.ceil(max(h, w) / max_side))
-        img = _uint8_image(x[:, ::step, ::step], stats)
+        img = _uint8_image(as_real(x[:, ::step, ::step], part), stats)
         img = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
         return to_numpy(img), step, 1
     n_all, c, h, w = x.shape
@@ -314,7 +343,7 @@ def image_of(x: torch.Tensor, stats: ViewStats, max_side: int, part: str) -> tup
     cols = math.ceil(math.sqrt(n)) if n else 1
     rows = math.ceil(n / cols) if n else 1
     step = max(1, math.ceil(max(cols * (w + GRID_GAP), rows * (h + GRID_GAP)) / max_side))
-    imgs = _uint8_image(x[:n, :, ::step, ::step], stats)
+    imgs = _uint8_image(as_real(x[:n, :, ::step, ::step], part), stats)
     hh, ww = imgs.shape[2], imgs.shape[3]
     grid = torch.full((c, rows * (hh + GRID_GAP) - GRID_GAP, cols * (ww + GRID_GAP) - GRID_GAP), 255,
                       dtype=torch.uint8, device=imgs.device)

@@ -79,6 +79,7 @@ class StorageStrip(QtWidgets.QWidget):
         super().__init__(parent)
         self.layout_: StorageLayout | None = None
         self.version: int | None = None
+        self.scale = 1.0  # the lecture zoom (scale_fonts)
         box = QtWidgets.QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addStretch(1)
@@ -116,7 +117,7 @@ class StorageStrip(QtWidgets.QWidget):
             return
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.Antialiasing, False)
-        font = theme.monospace(9)
+        font = theme.monospace(9 * self.scale)
         p.setFont(font)
         fm = QtGui.QFontMetrics(font)
         p.setPen(QtGui.QColor(theme.TEXT))
@@ -448,6 +449,22 @@ def _pixel(v) -> str:
     return str(int(v[0])) if v.size == 1 else "(" + ", ".join(str(int(c)) for c in v) + ")"
 
 
+def scale_fonts(root: QtWidgets.QWidget, scale: float) -> None:
+    """The lecture zoom for a panel whose widgets set fonts of their own: each one's
+    font at `scale` times the size it was made with (remembered on first use), and
+    the painted storage strip's text too."""
+    for w in [root, *root.findChildren(QtWidgets.QWidget)]:
+        base = w.property("base_points") or w.font().pointSizeF()
+        w.setProperty("base_points", base)
+        font = w.font()
+        font.setPointSizeF(base * scale)
+        w.setFont(font)
+        if isinstance(w, StorageStrip):
+            w.scale = scale
+            w.updateGeometry()
+            w.update()
+
+
 class TensorViewPanel(QtWidgets.QWidget):
     """The selected tensor's values: summary, picture, sliders, histogram, storage."""
 
@@ -455,6 +472,7 @@ class TensorViewPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = states.tensor_view
         self.actions = actions
+        states.theme.changed.connect(lambda: scale_fonts(self, states.theme.scale))
         self.sliders: list[tuple[int, QtWidgets.QSlider, QtWidgets.QLabel]] = []
         self._shape_key = None
         box = QtWidgets.QVBoxLayout(self)
