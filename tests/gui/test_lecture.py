@@ -82,7 +82,7 @@ def fonts(win):
     return (win.editor.editor.font().pointSizeF(), win.console.font().pointSizeF(),
             win.inspector.font().pointSizeF(), win.backward.font().pointSizeF(),
             win.graph.scene.font.pixelSize(), win.tensor_view.hover.font().pointSizeF(),
-            win.tensor_view.font().pointSizeF(), win.data.font().pointSizeF(), win.devices.font().pointSizeF())
+            win.tensor_view.font().pointSizeF(), win.data.font().pointSizeF(), win.devices.tree.font().pointSizeF())
 
 
 def test_one_zoom_for_everything_and_it_persists(qtbot, win, home):
