@@ -102,6 +102,9 @@ def window_benches(repeats: int) -> None:
         steps.append(time.perf_counter() - t0)
     report("slider step through (64,3,224,224)", steps, 30)
     w.session.shutdown()
+    w.close()
+    w.deleteLater()  # the window goes before Python does: left to exit, it segfaulted (rc 139)
+    app.processEvents()
 
 
 def stats_bench(repeats: int) -> None:

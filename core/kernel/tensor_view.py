@@ -212,7 +212,7 @@ def _finite_pieces(c: torch.Tensor):
             nan = int(torch.count_nonzero(torch.isnan(c)))
             pos = int(torch.count_nonzero(c == math.inf))
             neg = int(torch.count_nonzero(c == -math.inf))
-            c = c[torch.isfinite(c)].double()  # small now: summed in float64, as torch sums its own
+            c = c[torch.isfinite(c)].double()  # a piece: float64 costs little and keeps a small mean exact
             if c.numel():
                 lo, hi = (float(v) for v in torch.aminmax(c))
                 yield c, lo, hi, nan, pos, neg

@@ -199,6 +199,8 @@ class TensorPicture(QtWidgets.QWidget):
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=SEQUENTIAL, interactive=False,
                                    colorMapMenu=False, width=18)
         self.bar.setImageItem(self.image, insert_in=self.plot)
+        self._cmap = None  # the colour map the image's lookup table was made from
+        self._axis_text: dict[str, str] = {}  # the plot's axis labels as last set
         self.bar.axis.setTextPen(pg.mkPen("#222"))
         self.bar.axis.setPen(pg.mkPen("#444"))
         self.curve = pg.PlotDataItem()
@@ -276,14 +278,18 @@ class TensorPicture(QtWidgets.QWidget):
 
     def _labels(self, view: TensorView) -> None:
         if view.kind in (HEATMAP,) and len(view.dims) == 2:
-            self.plot.setLabel("left", f"dim {view.dims[0]}")
-            self.plot.setLabel("bottom", f"dim {view.dims[1]}")
+            self._axis_labels(f"dim {view.dims[0]}", f"dim {view.dims[1]}")
         elif view.kind == VALUES:
-            self.plot.setLabel("left", "value")
-            self.plot.setLabel("bottom", "index" if view.shape else "")
+            self._axis_labels("value", "index" if view.shape else "")
         else:
-            self.plot.setLabel("left", "")
-            self.plot.setLabel("bottom", "")
+            self._axis_labels("", "")
+
+    def _axis_labels(self, left: str, bottom: str) -> None:
+        """setLabel lays the plot out again even for the same text: only on a change."""
+        for side, text in (("left", left), ("bottom", bottom)):
+            if self._axis_text.get(side) != text:
+                self.plot.setLabel(side, text)
+                self._axis_text[side] = text
 
     def _draw_values(self, view: TensorView) -> None:
         data = np.asarray(view.data)
@@ -321,9 +327,12 @@ class TensorPicture(QtWidgets.QWidget):
         rows, cols = data.shape
         # cell (i, j) centred on its index, so the axes' ticks name rows and columns
         rect = QtCore.QRectF(-0.5 * sc, -0.5 * sr, cols * sc, rows * sr)
-        self.image.setImage(data, autoLevels=False)
+        cmap = colour_map(view)
+        if cmap is not self._cmap:  # its lookup table (and the bar's picture) made once per map
+            self.bar.setColorMap(cmap)
+            self._cmap = cmap
+        self.image.setImage(data, autoLevels=False, levels=(lo, hi))
         self.image.setRect(rect)
-        self.bar.setColorMap(colour_map(view))
         self.bar.setLevels((lo, hi))
         self.image.setVisible(True)
         self.bar.setVisible(True)
@@ -365,6 +374,7 @@ class TensorPicture(QtWidgets.QWidget):
             self.legend.setVisible(True)
         data = np.asarray(view.data)
         self.image.setImage(data, autoLevels=False, levels=(0, 255), lut=None)
+        self._cmap = None  # the heatmap's lookup table is gone
         # again: the colour bar's (0, 1), deferred while the item had no data, would
         # otherwise win on the first image drawn and make it black and white
         self.image.setLevels((0, 255))
@@ -377,8 +387,7 @@ class TensorPicture(QtWidgets.QWidget):
         idx = np.asarray(view.data)
         if idx.ndim == 2 and idx.shape[1] >= 2:
             self.points.setData(x=idx[:, -1], y=idx[:, -2])
-            self.plot.setLabel("left", f"dim {len(view.shape) - 2}")
-            self.plot.setLabel("bottom", f"dim {len(view.shape) - 1}")
+            self._axis_labels(f"dim {len(view.shape) - 2}", f"dim {len(view.shape) - 1}")
         else:
             self.points.setData(x=idx.reshape(-1), y=np.asarray(view.values, dtype=np.float64))
         self.points.setVisible(True)
