@@ -69,7 +69,7 @@ def main() -> int:
     w.states.script.set_text("import torch\nx = torch.ones(3, requires_grad=True)\ny = (x * 2).sum()\n")
     w.actions.run_now()
     QTest.qWait(3000)
-    w.docks["Devices"].show()
+    w.docks["Devices"].raise_()  # its tab in front
     w.actions.set_sample_rate(10.0)
     QTest.qWait(3000)  # settle: the first samples, the plots built
     pids = {"window": os.getpid(), "kernel": w.session.kernel_pid()}
@@ -78,7 +78,7 @@ def main() -> int:
     visible = measure(pids, args.seconds, lambda s: QTest.qWait(int(s * 1000)))
     rate = (len(w.states.devices.samples) - n0) / (time.monotonic() - t_start)
     kernel_costs = sorted(s.cost_ms for s in w.states.devices.samples)
-    w.docks["Devices"].hide()
+    w.docks["Inspector"].raise_()  # another tab in front: paused
     QTest.qWait(2000)
     hidden = measure(pids, args.seconds, lambda s: QTest.qWait(int(s * 1000)))
     w.session.shutdown()

@@ -176,15 +176,26 @@ class DevicesPanel(QtWidgets.QWidget):
         self.show_placement()
 
     # --- visibility: sampling only while seen -------------------------------------------
+    # A dock behind another tab stays "visible" to Qt (no hideEvent), covered: what
+    # counts is whether any of it is on screen, checked after each show, hide and
+    # tab switch (the dock's visibilityChanged).
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
-        if not self.devices.wanted:
-            self.actions.set_sampling(True)
+        QtCore.QTimer.singleShot(0, self._check_seen)
 
     def hideEvent(self, event: QtGui.QHideEvent) -> None:
         super().hideEvent(event)
-        if self.devices.wanted:
-            self.actions.set_sampling(False)
+        QtCore.QTimer.singleShot(0, self._check_seen)
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        if event.type() == QtCore.QEvent.ParentChange and isinstance(self.parentWidget(), QtWidgets.QDockWidget):
+            self.parentWidget().visibilityChanged.connect(lambda _: QtCore.QTimer.singleShot(0, self._check_seen))
+        return super().event(event)
+
+    def _check_seen(self) -> None:
+        seen = self.isVisible() and not self.visibleRegion().isEmpty()
+        if seen != self.devices.wanted and self.actions is not None:
+            self.actions.set_sampling(seen)
 
     # --- state -> widgets -----------------------------------------------------------------
     def _on_rate(self, hz: float) -> None:

@@ -66,7 +66,7 @@ def test_shown_starts_sampling_hidden_pauses(panel, qtbot):
     p.show()
     qtbot.waitUntil(lambda: ("sampling", True) in actions.calls)
     p.hide()
-    assert actions.calls[-1] == ("sampling", False)
+    qtbot.waitUntil(lambda: actions.calls[-1] == ("sampling", False))
     p.rate.setCurrentIndex(p.rate.findData(10.0))
     p.rate.activated.emit(p.rate.currentIndex())
     assert actions.calls[-1] == ("rate", 10.0) and states.devices.rate_hz == 10.0
@@ -191,7 +191,8 @@ LONG_SCRIPT = "import time\nimport torch\nx = torch.ones(1000)\nfor _ in range(3
 def test_samples_keep_coming_while_a_script_runs_and_stop_when_hidden(window, qtbot):
     devices = window.states.devices
     dock = window.docks["Devices"]
-    dock.show()
+    assert not devices.wanted  # behind the Inspector's tab: nothing sampled
+    dock.raise_()  # the user clicks the Devices tab
     qtbot.waitUntil(lambda: devices.inventory is not None and len(devices.samples) >= 2, timeout=30_000)
     assert devices.inventory.pid == window.session.kernel_pid()
     if not devices.inventory.cuda:
@@ -207,7 +208,7 @@ def test_samples_keep_coming_while_a_script_runs_and_stop_when_hidden(window, qt
     qtbot.waitUntil(lambda: not window.session.is_running(), timeout=30_000)
     qtbot.waitUntil(lambda: window.devices.tree.topLevelItemCount() >= 1
                     and window.devices.tree.topLevelItem(0).text(0).startswith("cpu"), timeout=10_000)
-    dock.hide()
+    window.docks["Inspector"].raise_()  # back to the Inspector's tab: the sampler pauses
     qtbot.waitUntil(lambda: not devices.wanted, timeout=5000)
     qtbot.wait(800)  # the pause request reaches the kernel; samples in flight land
     paused = len(devices.samples)
