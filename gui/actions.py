@@ -65,7 +65,7 @@ class Actions(QtCore.QObject):
         self.debounce.stop()
         script, forward = self.states.script, self.states.forward
         self.replaying = stop_after_call
-        self.session.run(script.text(), cwd=script.folder() or None, filename=script.path or "<editor>",
+        self.session.run(script.text(), cwd=script.folder() or None, filename=script.run_as(),
                          upto=forward.index if forward.active else None, stop_after_call=stop_after_call)
 
     def replay_call(self, k: int) -> None:

@@ -308,13 +308,14 @@ class ScriptFiles(QtCore.QObject):
             return False
         if not self.confirm_replace():
             return False
-        self._load(text, None if example else str(path))
+        self._load(text, None if example else str(path), str(path) if example else None)
         if not example:
             self.states.settings.add_recent(str(path))
         return True
 
-    def _load(self, text: str, path: str | None) -> None:
+    def _load(self, text: str, path: str | None, example: str | None = None) -> None:
         self.states.script.set_text(text)
+        self.states.script.example = example
         self.states.script.set_file(path, False)
         self.loaded.emit()
 

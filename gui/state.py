@@ -40,6 +40,9 @@ class ScriptState(QtCore.QObject):
         self.path: str | None = None
         self.dirty = False
         self.scratch: str = ""  # where an unsaved script runs
+        # The bundled example this unsaved text came from: it runs as that file (its
+        # __file__, so the data examples find resources/data), in the scratch folder.
+        self.example: str | None = None
         self.error_line: int | None = None
         self.error_message = ""
         self._setting = False
@@ -77,7 +80,13 @@ class ScriptState(QtCore.QObject):
 
     def set_file(self, path: str | None, dirty: bool) -> None:
         self.path, self.dirty = path, dirty
+        if path is not None:
+            self.example = None  # saved: it runs as itself
         self.file_changed.emit()
+
+    def run_as(self) -> str:
+        """The file name the script runs under (its `__file__`, its tracebacks)."""
+        return self.path or self.example or "<editor>"
 
     def set_error(self, line: int | None, message: str = "") -> None:
         self.error_line, self.error_message = line, message

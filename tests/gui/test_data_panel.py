@@ -164,3 +164,18 @@ def test_fashion_mnist_opened_as_a_file_down_to_a_tile_in_the_tensor_tab(qtbot, 
     assert panel.picture.image.isVisible() and panel.picture.image.image.shape == (28, 28)
     assert list(panel.picture.image.levels) == [0, 255]  # grey levels, not black and white
     assert not panel.unnormalize.isVisibleTo(panel)  # ToTensor alone: nothing to undo
+
+
+def test_a_data_example_from_the_menu_runs_offline_as_it_is(qtbot, window):
+    """Examples → Data opens an unsaved copy; it runs as the example's file (its
+    __file__), so `Path(__file__).parent.parent / "data"` is the bundled sample and
+    no offline copy is needed."""
+    win, data = window, window.states.data
+    chapter = next(a.menu() for m in win.menuBar().actions() if m.text() == "E&xamples"
+                   for a in m.menu().actions() if a.text().startswith("Data"))
+    chapter.actions()[0].trigger()  # FashionMNIST through a DataLoader
+    assert win.states.script.path is None and win.states.script.example == str(EXAMPLE)
+    qtbot.waitUntil(lambda: {"train_dataloader", "test_dataloader"} <= {i.name for i in data.infos},
+                    timeout=120_000)
+    assert win.states.run.error is None
+    assert not any(i.error for i in data.infos)
