@@ -13,7 +13,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gui.state import States
 
 PRESENTATION_SCALE = 1.6
-PRESENTATION_HIDDEN = ("Inspector", "Output")  # docks a projector does without
+PRESENTATION_HIDDEN = ("Inspector", "Tensor", "Data", "Devices", "Output")  # docks a projector does without
+# (View → a dock brings one back: the Data tab for the data chapter)
 TEXT_INPUTS = (QtWidgets.QPlainTextEdit, QtWidgets.QTextEdit, QtWidgets.QLineEdit,
                QtWidgets.QAbstractSpinBox)
 
