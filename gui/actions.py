@@ -52,13 +52,15 @@ class Actions(QtCore.QObject):
         session.frozen_changed.connect(states.kernel.set_frozen)
         session.described.connect(states.kernel.set_attached)
         session.pushed.connect(self._on_pushed)
-        session.replied.connect(self._on_replied)
         session.ready.connect(self._resume_sampling)
-        session.replied.connect(self._on_data_replied)
         session.run_result.connect(self._view_tensor_again)
         session.backward_result.connect(self._view_tensor_again)
-        session.replied.connect(self._on_tensor_view)
-        session.replied.connect(self._on_tensor_preview)
+        # The answers to `session.request`, by type: one table, like the kernel's handlers.
+        self.reply_handlers = {
+            DataBatch: self._on_data_replied, Stages: self._on_data_replied,
+            OfflineCopyReply: self._on_data_replied, SamplerReply: self._on_sampler_reply,
+            TensorView: self._on_tensor_view, PreviewReply: self._on_tensor_preview}
+        session.replied.connect(self._on_replied)
 
     # --- running -----------------------------------------------------------------
     def run_now(self, stop_after_call: int | None = None) -> None:
@@ -238,9 +240,13 @@ class Actions(QtCore.QObject):
             self.states.devices.add_samples(message.samples)
 
     def _on_replied(self, request, reply) -> None:
-        if isinstance(reply, SamplerReply):
-            self.states.devices.set_inventory(reply.inventory)
-            self.states.devices.add_sample(reply.sample)
+        handler = self.reply_handlers.get(type(reply))
+        if handler is not None:
+            handler(request, reply)
+
+    def _on_sampler_reply(self, request, reply) -> None:
+        self.states.devices.set_inventory(reply.inventory)
+        self.states.devices.add_sample(reply.sample)
 
     # --- backward ------------------------------------------------------------------
     def backward(self) -> None:
@@ -404,8 +410,7 @@ class Actions(QtCore.QObject):
                                "script again to see this tensor.", tv.node_id)
 
     def _on_tensor_view(self, request, reply) -> None:
-        if isinstance(reply, TensorView):
-            self.states.tensor_view.set_view(reply)
+        self.states.tensor_view.set_view(reply)
 
     # --- New tensor… ---------------------------------------------------------------------
     def preview_tensor(self, code: str, stand_ins: list | None = None) -> None:
@@ -420,8 +425,7 @@ class Actions(QtCore.QObject):
             self.states.new_tensor.set_message("No kernel to preview in: use Run → Restart kernel.")
 
     def _on_tensor_preview(self, request, reply) -> None:
-        if isinstance(reply, PreviewReply):
-            self.states.new_tensor.set_reply(reply)
+        self.states.new_tensor.set_reply(reply)
 
     def move_to_device(self, name: str, device: str) -> None:
         """Move… (the Devices tab): the script gets `name = name.to("device")` right
