@@ -138,7 +138,7 @@ class AttachedKernel(QtCore.QObject):
 
     message = QtCore.Signal(dict)
     dying = QtCore.Signal()  # never emitted: nobody here watches its process
-    restarted = QtCore.Signal()
+    restarted = QtCore.Signal()  # its owner restarted it (iopub says "starting")
     gave_up = QtCore.Signal()
     silent = QtCore.Signal(float)
     owns_process = False  # Session: no restart, never a kill
@@ -166,10 +166,17 @@ class AttachedKernel(QtCore.QObject):
 
     def _on_message(self, msg: dict) -> None:
         content = msg.get("content", {})
-        if (msg["header"]["msg_type"] == "comm_open" and content.get("target_name") == "torchscope"
+        kind = msg["header"]["msg_type"]
+        if (kind == "comm_open" and content.get("target_name") == "torchscope"
                 and msg.get("parent_header", {}).get("msg_id") in self._executes):
             self.comm_id = content.get("comm_id")
         self.message.emit(msg)
+        if kind == "status" and content.get("execution_state") == "starting":
+            # A fresh process on the same ports: its owner (a notebook) restarted it,
+            # and Torchscope's side must be loaded into it again.
+            self._executes.clear()
+            self.comm_id = None
+            self.restarted.emit()
 
     def is_beating(self) -> bool:
         return self.kc is not None and self.kc.hb_channel.is_beating()

@@ -199,3 +199,32 @@ def test_connect_to_kernel_is_in_the_file_menu(qtbot, home, tmp_path, monkeypatc
     win.states.kernel.set_attached("attached: kernel-1.json at 127.0.0.1:5555")
     assert not win.restart_act.isEnabled()
     assert "attached: kernel-1.json" in win.status_label.text()
+
+
+def test_a_kernel_its_owner_restarts_gets_torchscope_loaded_again(qtbot, home, kernel, tmp_path):
+    """A notebook's Restart: a new process on the same connection file. The window
+    sees it start (iopub says "starting"), loads its side into it again, and runs."""
+    from gui.main_window import MainWindow
+
+    path, proc = kernel
+    win = MainWindow(existing=path)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.session.ready, timeout=90_000):
+        pass
+    assert run_and_wait(qtbot, win, GRAPH).error is None
+    os.killpg(proc.pid, signal.SIGKILL)  # what the notebook's manager does, then starts anew
+    proc.wait(10)
+    again = subprocess.Popen([PYTHON, "-m", "ipykernel_launcher", "-f", path], cwd=tmp_path,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        with qtbot.waitSignal(win.session.ready, timeout=90_000):
+            pass
+        assert win.session.kernel_pid() == again.pid
+        result = run_and_wait(qtbot, win, GRAPH)
+        assert result.error is None and f"ran in {again.pid}" in result.stdout
+    finally:
+        win.close()
+        os.killpg(again.pid, signal.SIGKILL)
+        again.wait(10)
