@@ -138,7 +138,8 @@ class AttachedKernel(QtCore.QObject):
 
     message = QtCore.Signal(dict)
     dying = QtCore.Signal()  # never emitted: nobody here watches its process
-    restarted = QtCore.Signal()  # its owner restarted it (iopub says "starting")
+    restarted = QtCore.Signal()
+    replaced = QtCore.Signal()  # its owner restarted it: another process answers now
     gave_up = QtCore.Signal()
     silent = QtCore.Signal(float)
     owns_process = False  # Session: no restart, never a kill
@@ -153,6 +154,7 @@ class AttachedKernel(QtCore.QObject):
         self.kc = None
         self.comm_id: str | None = None
         self._executes: set[str] = set()
+        self.process: str | None = None  # the kernel process's session id (its messages' header)
 
     def start(self, cwd: str) -> None:
         from qtconsole.client import QtKernelClient
@@ -167,16 +169,19 @@ class AttachedKernel(QtCore.QObject):
     def _on_message(self, msg: dict) -> None:
         content = msg.get("content", {})
         kind = msg["header"]["msg_type"]
+        process = msg["header"].get("session")  # each kernel process signs with its own
         if (kind == "comm_open" and content.get("target_name") == "torchscope"
                 and msg.get("parent_header", {}).get("msg_id") in self._executes):
-            self.comm_id = content.get("comm_id")
-        self.message.emit(msg)
-        if kind == "status" and content.get("execution_state") == "starting":
+            self.comm_id, self.process = content.get("comm_id"), process
+        elif self.process is not None and process and process != self.process or (
+                kind == "status" and content.get("execution_state") == "starting"):
             # A fresh process on the same ports: its owner (a notebook) restarted it,
             # and Torchscope's side must be loaded into it again.
             self._executes.clear()
-            self.comm_id = None
-            self.restarted.emit()
+            self.comm_id = self.process = None
+            self.replaced.emit()
+            return
+        self.message.emit(msg)
 
     def is_beating(self) -> bool:
         return self.kc is not None and self.kc.hb_channel.is_beating()
@@ -278,8 +283,21 @@ class Session(QtCore.QObject):
 
     def _wiring(self):
         k = self.kernel
-        return [(k.message, self._on_message), (k.dying, self._on_dying), (k.restarted, self._bootstrap),
-                (k.gave_up, self._on_gave_up), (k.silent, self._on_silent)]
+        wiring = [(k.message, self._on_message), (k.dying, self._on_dying), (k.restarted, self._bootstrap),
+                  (k.gave_up, self._on_gave_up), (k.silent, self._on_silent)]
+        if hasattr(k, "replaced"):
+            wiring.append((k.replaced, self._on_replaced))
+        return wiring
+
+    def _on_replaced(self) -> None:
+        """An attached kernel's owner restarted it: load our side into the new process
+        and send the text that was running (or waiting) again."""
+        pending = self.current.request if self.current is not None else None
+        waiting = self.next_run or (pending if isinstance(pending, RunRequest) else None)
+        self.event.emit("The attached kernel was restarted by its owner; Torchscope's side is "
+                        "loaded into it again.")
+        self._bootstrap()
+        self.next_run = waiting
 
     @property
     def owns_kernel(self) -> bool:
@@ -584,6 +602,7 @@ class Session(QtCore.QObject):
         if self.kernel.is_beating():
             self._set_frozen(False)
             self.event.emit("The kernel answers again.")
+
 
     def _set_frozen(self, frozen: bool) -> None:
         if frozen != self.frozen:

@@ -203,7 +203,8 @@ def test_connect_to_kernel_is_in_the_file_menu(qtbot, home, tmp_path, monkeypatc
 
 def test_a_kernel_its_owner_restarts_gets_torchscope_loaded_again(qtbot, home, kernel, tmp_path):
     """A notebook's Restart: a new process on the same connection file. The window
-    sees it start (iopub says "starting"), loads its side into it again, and runs."""
+    tells it by its messages (another session id, or "starting"), loads its side into
+    it again and sends the text again: the user's next run just works."""
     from gui.main_window import MainWindow
 
     path, proc = kernel
@@ -219,11 +220,10 @@ def test_a_kernel_its_owner_restarts_gets_torchscope_loaded_again(qtbot, home, k
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
-        with qtbot.waitSignal(win.session.ready, timeout=90_000):
-            pass
-        assert win.session.kernel_pid() == again.pid
+        qtbot.wait(3000)  # the new kernel is up; whatever it said may have been missed
         result = run_and_wait(qtbot, win, GRAPH)
         assert result.error is None and f"ran in {again.pid}" in result.stdout
+        assert win.session.kernel_pid() == again.pid
     finally:
         win.close()
         os.killpg(again.pid, signal.SIGKILL)
