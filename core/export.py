@@ -20,7 +20,7 @@ from .model.devices import memory_by_device
 from .model.graph import Graph, graph_to_dict
 from .model.data import info_to_dict
 from .model.run import KernelInfo
-from .style import EDGE_COLOUR, RETAINS_GRAD_BORDER, STYLE, style_of
+from .style import EDGE_COLOUR, RETAINS_GRAD_BORDER, STYLE, device_colour, style_of
 from .svg import to_svg as _draw_svg
 
 
@@ -132,6 +132,10 @@ def to_dot(graph: Graph, collapse: int | None = None) -> str:
             attrs.append('style="filled,rounded,dashed"')
         if n.kind == "module":
             attrs.append("penwidth=2")
+        stripe = device_colour(n.device) if n.kind == "tensor" else None
+        if stripe:  # not on the CPU: a stripe of its device's colour (Graphviz stripes square boxes)
+            attrs[1] = f"fillcolor={_quote(f'{stripe};0.06:{fill}')}"
+            attrs.append('style="filled,striped"')
         out.append(f"  {_dot_id(n.id)} [{', '.join(attrs)}];")
     for e in graph.edges:
         if e.kind is None:

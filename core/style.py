@@ -25,6 +25,28 @@ LEGEND = [("leaf", "leaf (requires_grad)"), ("leaf_nograd", "no grad"),
 EDGE_DASH = {"view": (6, 4), "data": (2, 3)}
 EDGE_COLOUR = {"view": "#3949ab", "data": "#6d6d6d"}
 RETAINS_GRAD_BORDER = "#c79100"
+# A tensor that is not on the CPU carries a stripe down its left side in its device's
+# colour (the label says the device too): on a projector, where the tensors live reads
+# at a glance. GPUs take the colours in turn; the CPU, the common case, has none.
+GPU_COLOURS = ["#76b900", "#e65100", "#0097a7", "#c2185b", "#5e35b1", "#827717"]
+DEVICE_COLOURS = {"mps": "#607d8b", "meta": "#546e7a", "xpu": "#0071c5"}
+OTHER_DEVICE = "#5d4037"
+STRIPE_W = 8.0
+
+
+def device_colour(device: str | None) -> str | None:
+    """The stripe colour of a tensor on `device` ("cuda:1", "meta"); None on the CPU."""
+    if not device or device == "cpu":
+        return None
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        return GPU_COLOURS[int(index or 0) % len(GPU_COLOURS)]
+    return DEVICE_COLOURS.get(kind, OTHER_DEVICE)
+
+
+def graph_devices(graph) -> list[str]:
+    """The devices other than the CPU that the graph's tensors are on, in order met."""
+    return list(dict.fromkeys(n.device for n in graph.nodes if n.kind == "tensor" and device_colour(n.device)))
 
 
 def style_of(node) -> str:

@@ -17,7 +17,7 @@ import re
 
 from .labels import badge_text, node_lines
 from .layout import DEFAULT_METRICS, Box, Layout, Metrics
-from .style import EDGE_COLOUR, EDGE_DASH, RETAINS_GRAD_BORDER, STYLE, style_of
+from .style import EDGE_COLOUR, EDGE_DASH, RETAINS_GRAD_BORDER, STRIPE_W, STYLE, device_colour, style_of
 
 # The panel's colours that are not node colours (they live in gui/theme.py, which is Qt).
 EDGE = "#555555"
@@ -129,6 +129,10 @@ def to_svg(graph, layout: Layout, badges: dict | None = None, metrics: Metrics =
         radius = "14" if kind == "op" else "5"
         out.append(f'<rect class="{cls}" x="{num(x0)}" y="{num(y0)}" width="{num(box.w)}" '
                    f'height="{num(box.h)}" rx="{radius}"/>\n')
+        stripe = device_colour(n.device) if kind == "tensor" else None
+        if stripe:  # not on the CPU: its device's colour down the left side
+            out.append(f'<rect x="{num(x0 + BORDER_W)}" y="{num(y0 + BORDER_W)}" width="{num(STRIPE_W)}" '
+                       f'height="{num(box.h - 2 * BORDER_W)}" fill="{stripe}" stroke="none"/>\n')
         cx = num(box.x)
         first = y0 + pad_y + line_h / 2 + baseline
         for i, line in enumerate(node_lines(n)):

@@ -20,7 +20,7 @@ from core.labels import badge_text, node_lines, node_tooltip
 from core.layout import DEFAULT_METRICS, Box, Layout, Metrics
 from core.model.backward import StepInfo
 from core.model.graph import Graph
-from core.style import EDGE_COLOUR, EDGE_DASH, style_of
+from core.style import EDGE_COLOUR, EDGE_DASH, STRIPE_W, device_colour, style_of
 from gui import theme
 
 CHUNK = 1500  # node items made per event-loop turn (a bigger graph is drawn over several)
@@ -43,6 +43,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
         self.metrics = metrics
         self.border_width = border_width
         self.fill, self.border = look.colours[style_of(node)]
+        self.stripe = look.stripe(node.device) if node.kind == "tensor" else None  # not on the CPU
         self.setPos(box.x, box.y)
         self.setFlag(QtWidgets.QGraphicsItem.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
@@ -66,6 +67,8 @@ class NodeItem(QtWidgets.QGraphicsItem):
         if lod < LABEL_LOD:  # zoomed far out: text would be unreadable specks
             painter.fillRect(self.rect, QtGui.QColor(theme.SELECTED) if self.isSelected() else self.border)
             painter.fillRect(self.rect.adjusted(3, 3, -3, -3), self.fill)
+            if self.stripe is not None:
+                painter.fillRect(self._stripe_rect(), self.stripe)
             return
         pen = QtGui.QPen(self.border, self.border_width)
         if node.kind == "tensor" and node.retains_grad:
@@ -82,6 +85,8 @@ class NodeItem(QtWidgets.QGraphicsItem):
         painter.setBrush(self.fill)
         radius = 14 if node.kind == "op" else 5
         painter.drawRoundedRect(self.rect, radius, radius)
+        if self.stripe is not None:
+            painter.fillRect(self._stripe_rect(), self.stripe)
         painter.setFont(self.font)
         painter.setPen(QtGui.QColor(theme.TEXT))
         top = self.rect.top() + self.metrics.pad_y
@@ -98,6 +103,12 @@ class NodeItem(QtWidgets.QGraphicsItem):
             r = QtCore.QRectF(self.rect.left(), top + i * line_h, self.rect.width(), line_h)
             painter.drawText(r, QtCore.Qt.AlignCenter, line)
 
+    def _stripe_rect(self) -> QtCore.QRectF:
+        """The device stripe: down the left side, inside the border."""
+        inset = self.border_width
+        return QtCore.QRectF(self.rect.left() + inset, self.rect.top() + inset,
+                             STRIPE_W, self.rect.height() - 2 * inset)
+
 
 class Look:
     """Qt objects many nodes share: one QColor pair per style, one rect per box size
@@ -106,6 +117,14 @@ class Look:
     def __init__(self):
         self.colours = {k: (QtGui.QColor(fill), QtGui.QColor(border)) for k, (fill, border) in theme.STYLE.items()}
         self._rects: dict[tuple[float, float], tuple[QtCore.QRectF, QtCore.QRectF]] = {}
+        self._stripes: dict[str, QtGui.QColor | None] = {}
+
+    def stripe(self, device: str) -> QtGui.QColor | None:
+        """The stripe colour of a tensor on `device`; None on the CPU."""
+        if device not in self._stripes:
+            colour = device_colour(device)
+            self._stripes[device] = QtGui.QColor(colour) if colour else None
+        return self._stripes[device]
 
     def rects(self, w: float, h: float) -> tuple[QtCore.QRectF, QtCore.QRectF]:
         """A node's rect (centred on its position) and its bounding rect (room for the pen)."""

@@ -23,6 +23,7 @@ from core.layout import Layout, LayoutCancelled, Metrics, alike, badge_sizes, do
     layout_with_dot, positions_by_key
 from core.model.backward import step_plan
 from core.model.graph import Graph
+from core.style import device_colour, graph_devices
 from gui import theme
 from gui.graph_scene import CHUNK, GraphScene, SceneData, StepOverlay, scene_data
 from gui.layout_worker import LayoutWorker
@@ -290,7 +291,11 @@ class GraphPanel(QtWidgets.QWidget):
         box.addLayout(bar)
         box.addWidget(self.crumbs)
         box.addWidget(self.view, 1)
-        box.addWidget(self._legend())
+        self.legend = QtWidgets.QLabel(self._legend_text([]))
+        self.legend.setWordWrap(True)
+        self.legend.setContentsMargins(4, 0, 4, 0)
+        self.legend.setTextFormat(QtCore.Qt.RichText)
+        box.addWidget(self.legend)
         for key, slot in [("F", self.fit), ("+", lambda: self.view.zoom(1.25)),
                           ("=", lambda: self.view.zoom(1.25)), ("-", lambda: self.view.zoom(1 / 1.25))]:
             sc = QtGui.QShortcut(QtGui.QKeySequence(key), self.view)
@@ -313,8 +318,9 @@ class GraphPanel(QtWidgets.QWidget):
             self._on_graph()
 
     @staticmethod
-    def _legend() -> QtWidgets.QWidget:
-        """Colour swatches and edge styles, so a student can read the drawing. One
+    def _legend_text(devices: list[str]) -> str:
+        """Colour swatches and edge styles, so a student can read the drawing, and the
+        stripe of each device other than the CPU the graph's tensors are on. One
         wrapped line of rich text: it takes the panel's width, however narrow."""
         entries = [(theme.STYLE[k][0], theme.STYLE[k][1], text) for k, text in theme.LEGEND]
         entries.append(("white", theme.RETAINS_GRAD_BORDER, "retains_grad"))
@@ -322,15 +328,13 @@ class GraphPanel(QtWidgets.QWidget):
                     f"&nbsp;{html.escape(text)}" for fill, border, text in entries]
         swatches += [f"<span style='color:{theme.EDGE_COLOUR[kind]}'>{dash}</span>&nbsp;{text}"
                      for kind, dash, text in (("view", "╌╌╌", "shares storage"), ("data", "┄┄┄", "made from (no autograd)"))]
-        label = QtWidgets.QLabel(" &nbsp; ".join(swatches))
-        label.setWordWrap(True)
-        label.setContentsMargins(4, 0, 4, 0)
-        label.setTextFormat(QtCore.Qt.RichText)
-        return label
+        swatches += [f"<span style='color:{device_colour(d)}'>▌</span>&nbsp;on {html.escape(d)}" for d in devices]
+        return " &nbsp; ".join(swatches)
 
     # --- from the states ------------------------------------------------------------
     def _on_graph(self) -> None:
         """A new graph: nodes that were drawn before keep their place."""
+        self.legend.setText(self._legend_text(graph_devices(self.run.graph)))
         self._on_error()
         self._relayout(fit=self.shown is None or not alike(self.run.graph, self.previous))
 

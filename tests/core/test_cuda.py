@@ -80,3 +80,13 @@ def test_recorded_backward_on_cuda_matches_plain_backward():
     expected = sorted(tuple(g.cpu().flatten().tolist()) for g in plain)
     for r, e in zip(recorded, expected):
         assert torch.allclose(torch.tensor(r), torch.tensor(e))
+
+
+def test_cuda_tensors_carry_the_gpu_stripe_in_the_dot_export(runner):
+    from core.export import to_dot
+    from core.style import device_colour, graph_devices
+    result = runner.run(SCRIPT, "gpu.py")
+    assert graph_devices(result.graph) == ["cuda:0"]
+    striped = [line for line in to_dot(result.graph).splitlines() if "striped" in line]
+    on_gpu = [n for n in result.graph.by_kind("tensor") if n.device == "cuda:0"]
+    assert len(striped) == len(on_gpu) >= 3 and all(device_colour("cuda:0") in line for line in striped)

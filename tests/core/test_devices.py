@@ -26,9 +26,11 @@ from core.kernel import devices
 from core.kernel.devices import Probe, Sampler
 from core.kernel.runner import Runner
 from core.kernel.serve import Endpoint
+from core.export import to_dot, to_svg
 from core.model.devices import (FORMAT, DeviceSample, DeviceSamples, SamplerReply, SamplerRequest, clamp_rate,
                                 devices_table, memory_by_device, placement, sample_to_dict)
 from core.protocol import decode, encode
+from core.style import device_colour, graph_devices
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
@@ -360,6 +362,41 @@ def test_export_json_has_the_memory_key(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["memory"] == {"cpu": {"tensors": 7, "bytes": 4244}}
+
+
+# --- where tensors live, in every picture of the graph ----------------------------------
+
+STRIPED_SCRIPT = """
+import torch
+w = torch.randn(3, requires_grad=True)
+plan = torch.empty(2, 3, device="meta")
+y = (w * 2).sum()
+"""
+
+
+def test_device_colours_tell_the_devices_apart():
+    assert device_colour("cpu") is None and device_colour(None) is None
+    gpus = [device_colour(f"cuda:{i}") for i in range(4)]
+    assert len(set(gpus)) == 4 and device_colour("cuda") == gpus[0]
+    assert device_colour("meta") not in gpus and device_colour("mps") not in gpus
+    assert device_colour("privateuseone:0")  # a device we do not know still gets a stripe
+
+
+def test_tensors_off_the_cpu_are_striped_in_the_dot_and_svg_exports():
+    """A real tensor on the meta device (a device every torch has): its node carries the
+    device's stripe in the .dot and the .svg; the CPU tensors carry none."""
+    result = Runner().run(STRIPED_SCRIPT)
+    assert result.error is None
+    graph = result.graph
+    devices_of = {n.name: n.device for n in graph.by_kind("tensor")}
+    assert devices_of == {"w": "cpu", "plan": "meta", "y": "cpu"}
+    assert graph_devices(graph) == ["meta"]
+    meta = device_colour("meta")
+    dot = to_dot(graph)
+    striped = [line for line in dot.splitlines() if "striped" in line]
+    assert len(striped) == 1 and "plan" in striped[0] and f'fillcolor="{meta};0.06:' in striped[0]
+    svg = to_svg(graph)
+    assert svg.count(f'fill="{meta}"') == 1 and svg.count('stroke="none"') == 1
 
 
 # --- the command line ------------------------------------------------------------------

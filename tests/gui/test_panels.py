@@ -6,12 +6,13 @@ import time
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.model.backward import BackwardStep, BackwardTrace, GradInfo
 from core.model.graph import Edge, Graph, OpNode, TensorNode
 from core.model.run import RunError, RunResult
 from core.model.tensors import Stats, TensorValues
+from core.style import device_colour
 from gui.actions import Actions
 from gui.panels.backward import BackwardPanel
 from gui.panels.console import ConsolePanel
@@ -67,6 +68,28 @@ def test_graph_panel_draws_the_run_state(qtbot, states, actions):
     assert labels(panel) == {"x", "y", "MulBackward0", "AccumulateGrad"}
     assert "2 tensors · 2 ops" in panel.info.text()
     assert "grad [2]" in panel.scene.items_by_id["t0"].lines
+
+
+def test_tensors_off_the_cpu_carry_their_device_stripe_and_legend(qtbot, states, actions):
+    panel = GraphPanel(states, actions)
+    qtbot.addWidget(panel)
+    graph = seed_graph()
+    graph.nodes[0].device = "cuda:1"
+    states.run.set_result(RunResult(graph))
+    items = panel.scene.items_by_id
+    assert items["t0"].stripe.name() == device_colour("cuda:1")
+    assert items["t1"].stripe is None and items["op0"].stripe is None
+    assert "on cuda:1" in panel.legend.text() and device_colour("cuda:1") in panel.legend.text()
+    image = QtGui.QImage(panel.view.viewport().size(), QtGui.QImage.Format_RGB32)
+    image.fill(QtCore.Qt.white)
+    panel.view.viewport().render(image)
+    rgb = image.convertToFormat(QtGui.QImage.Format_RGB888)
+    pixels = np.frombuffer(rgb.constBits(), np.uint8)[:rgb.height() * rgb.bytesPerLine()]
+    pixels = pixels.reshape(rgb.height(), rgb.bytesPerLine())[:, :rgb.width() * 3].reshape(rgb.height(), -1, 3)
+    stripe = QtGui.QColor(device_colour("cuda:1"))
+    assert (np.abs(pixels.astype(int) - [stripe.red(), stripe.green(), stripe.blue()]).sum(axis=2) < 30).sum() > 50
+    states.run.set_result(RunResult(seed_graph()))  # back on the CPU: no stripe, no legend entry
+    assert panel.scene.items_by_id["t0"].stripe is None and "on cuda" not in panel.legend.text()
 
 
 def test_graph_panel_dims_with_the_error_and_keeps_the_graph(qtbot, states, actions):
