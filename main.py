@@ -274,7 +274,8 @@ def render(result, out: str, collapse: int | None = None, script_backward: bool 
 
         if out.endswith(".json"):
             text = to_json(result.graph, result.backward, collapse=collapse,
-                           script_backward=script_backward, kernel=result.kernel, datasets=result.data)
+                           script_backward=script_backward, kernel=result.kernel, datasets=result.data,
+                           parallel=result.parallel)
         elif out.endswith(".dot"):
             text = to_dot(result.graph, collapse)
         else:

@@ -78,13 +78,14 @@ def _steps(trace: BackwardTrace, mapping: dict[str, str]) -> list[dict]:
 
 def to_json(graph: Graph, backward: BackwardTrace | None = None, *, collapse: int | None = None,
             script_backward: bool = False, boxes: bool = True, kernel: KernelInfo | None = None,
-            datasets: list | None = None) -> str:
+            datasets: list | None = None, parallel: list | None = None) -> str:
     """The `torchscope.graph/1` document. With a recorded backward, adds `"backward"`
     (one entry per executed node) and `"badges"` (their room at the end of the replay);
     `script_backward`: that backward is the script's own call, described under
     `"script_backward"` too. `collapse`: modules that deep and deeper as `"module"`
     nodes. `boxes`: each node's `"box"` in the drawing (the layout's cost). `"kernel"`:
-    the process that ran the script (pid, hostname, python, torch), null if unknown."""
+    the process that ran the script (pid, hostname, python, torch), null if unknown.
+    `parallel`: its nn.DataParallel forwards (`"data_parallel"`, when it made any)."""
     if boxes:
         d = drawing(graph, backward, collapse)
         shown, mapping = d.graph, d.drawn_as
@@ -106,6 +107,8 @@ def to_json(graph: Graph, backward: BackwardTrace | None = None, *, collapse: in
                                        "of": getattr(backward, "calls", None),
                                        "steps": data["backward"]}
     data["kernel"] = dataclasses.asdict(kernel) if kernel is not None else None
+    if parallel:  # which replica got which rows of each batch (core.model.devices.ParallelForward)
+        data["data_parallel"] = [dataclasses.asdict(f) for f in parallel]
     if datasets:  # the script's Datasets and DataLoaders (core.model.data.DataInfo)
         data["data"] = [info_to_dict(i) for i in datasets if i.kind in ("dataset", "loader")]
     return json.dumps(data, separators=(",", ":"))

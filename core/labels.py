@@ -193,3 +193,44 @@ def run_error_details(err) -> str:
     plain = explain_error(err.message)
     return ((err.traceback or run_error_text(err)) + (f"\n{plain}" if plain != err.message else "")
             + (f"\n{err.note}" if err.note else ""))
+
+
+def _rows(rows) -> str:
+    start, stop = rows
+    return f"row {start}" if stop - start == 1 else f"rows {start}–{stop - 1}"
+
+
+def parallel_lines(forward, gpus: int) -> list[str]:
+    """What one nn.DataParallel forward did (a `core.model.devices.ParallelForward`)
+    in words, on a machine with `gpus` GPUs: which replica got which rows of the
+    batch, where the outputs were gathered; where nothing was split, what two GPUs
+    would have made of the same batch."""
+    from .model.devices import chunk_rows
+
+    f = forward
+    which = f"forward {f.call} of {f.calls}"
+    batch = format_shape(f.batch) if f.batch is not None else "(no tensor)"
+    if len(f.replicas) >= 2:
+        lines = [f"{f.module} = nn.DataParallel over " + ", ".join(f"cuda:{i}" for i in f.device_ids) + f", {which}:",
+                 f"the batch {batch} was cut along dim {f.dim} into {len(f.replicas)} slices, one replica each:"]
+        lines += [f"  {r.device}: {_rows(r.rows)} {format_shape(r.shape)}" for r in f.replicas]
+        if f.output is not None:
+            lines.append(f"the outputs were gathered on {f.output_on}: {format_shape(f.output)}")
+        return lines
+    on = f.replicas[0].device if f.replicas else "cpu"
+    where = "on the CPU" if on == "cpu" else f"on {on}"
+    if gpus >= 2:  # a forward that had only one slice: a batch of one row, or device_ids of one
+        head = f"{f.module} is an nn.DataParallel: its {which} gave the whole batch {batch} to one replica {where}."
+    elif gpus == 1:
+        head = (f"{f.module} is an nn.DataParallel on this machine's one GPU: its {which} gave the whole "
+                f"batch {batch} to the model {where}. Nothing was split.")
+    else:
+        head = (f"{f.module} is an nn.DataParallel, but there is no GPU here: its {which} called the model "
+                f"directly {where} with the whole batch {batch}.")
+    n = f.batch[f.dim] if f.batch is not None and len(f.batch) > f.dim else 0
+    split = chunk_rows(n, 2)
+    if gpus >= 2 or len(split) < 2:
+        return [head]
+    return [head, f"With 2 GPUs the same batch would be cut along dim {f.dim}: "
+                  + ", ".join(f"{_rows(rows)} to cuda:{i}" for i, rows in enumerate(split))
+                  + ", and the outputs gathered on cuda:0."]

@@ -119,6 +119,7 @@ class RunState(QtCore.QObject):
         self.stdout = self.stderr = ""
         self.cwd = ""
         self.timings: dict[str, float] = {}
+        self.parallel: list = []  # core.model.devices.ParallelForward of the last run
 
     def set_result(self, result: RunResult, output: bool = True) -> None:
         """A run (`output`), a Backward or Zero grads answered. With an error, the
@@ -126,6 +127,7 @@ class RunState(QtCore.QObject):
         if output:
             self.stdout, self.stderr, self.timings = result.stdout, result.stderr, result.timings
             self.cwd = result.cwd
+            self.parallel = result.parallel
         if result.graph is not None and (result.error is None or result.graph.nodes):
             # With an error: what the script had built when it failed, drawn dimmed
             # (a syntax error built nothing: the last graph stays).

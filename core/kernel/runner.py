@@ -35,6 +35,7 @@ from .data import describe_into, plain_data_error
 from .script_folder import working_folder
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState
+from .parallel import ParallelTracker
 from .trace import CallTracker, OriginTracker, bindings_of, named_tensors, trace_graph
 
 CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -260,6 +261,7 @@ class Runner:
         ns = fresh_namespace(filename)
         cuts = CallTracker(filename)
         origins = OriginTracker(filename)
+        parallel = ParallelTracker()
         script_backwards = ScriptBackwards(self.grad_limit, filename, stop_after=stop_after_call)
         # Tracebacks quote the script's own lines, even for "<editor>".
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -272,7 +274,7 @@ class Runner:
             try:
                 compiled = compile(first_statements(code, filename, upto), filename, "exec")
                 with working_folder(cwd), script_streams(out, err), time_limit(timeout), \
-                        cuts, origins, script_backwards:
+                        cuts, origins, parallel, script_backwards:
                     exec(compiled, ns)
             except StopAfterCall:
                 pass  # the run ends at the backward call asked for: its graph is drawn
@@ -303,6 +305,7 @@ class Runner:
         self.cwd = cwd
         t2 = time.perf_counter()
         describe_into(result, ns, code, cwd, script_exc, batches=self.data_batches)
+        result.parallel = parallel.forwards(ns)
         result.timings["data"] = time.perf_counter() - t2
         if result.error is not None:
             if result.error.phase == "run" and result.error.type != "SyntaxError":

@@ -16,6 +16,7 @@ import bisect
 import hashlib
 import operator
 import sys
+import threading
 import weakref
 from typing import Any, Iterable
 
@@ -213,6 +214,7 @@ class OriginTracker:
         self.stack: list[tuple[torch.nn.Module, int]] = []
         self.scope: tuple = ()
         self.calls: dict[int, int] = {}  # id(module) -> forward calls so far
+        self.thread = threading.get_ident()
         self._exit = None
 
     def __enter__(self):
@@ -236,12 +238,16 @@ class OriginTracker:
         return False
 
     def _enter_module(self, module, args):
+        if threading.get_ident() != self.thread:  # an nn.DataParallel replica's thread: the nodes
+            return  # it makes are tagged with the scope the script's thread is in
         call = self.calls.get(id(module), 0)
         self.calls[id(module)] = call + 1
         self.stack.append((module, call))
         self.scope = tuple(self.stack)
 
     def _leave_module(self, module, args, output):
+        if threading.get_ident() != self.thread:
+            return
         for i in range(len(self.stack) - 1, -1, -1):
             if self.stack[i][0] is module:
                 del self.stack[i:]

@@ -124,8 +124,43 @@ class SamplerReply:
     rate_hz: float
 
 
+# --- nn.DataParallel forwards as they ran --------------------------------------------------
+
+@dataclass
+class ReplicaSlice:
+    """What one replica of a DataParallel's module got in one forward."""
+    device: str  # where its input was: "cuda:1" (or "cpu" when nothing was split)
+    shape: list[int]  # its first tensor argument's shape
+    rows: list[int]  # [start, stop) of the batch along the scatter dim
+
+
+@dataclass
+class ParallelForward:
+    """One forward through an nn.DataParallel (`core.kernel.parallel`)."""
+    module: str  # as the script names it: "model" ("DataParallel" for an unnamed one)
+    call: int  # which forward of this module, from 1
+    calls: int  # its forwards in the whole run
+    device_ids: list[int]  # [] without a GPU: DataParallel then calls the module itself
+    output_device: str | None
+    dim: int  # the batch is cut along this dim
+    batch: list[int] | None  # the first tensor argument's shape (None: no tensor argument)
+    replicas: list[ReplicaSlice]  # in device_ids order
+    output: list[int] | None = None  # the gathered output's shape (its first tensor)
+    output_on: str | None = None
+
+
+def chunk_rows(n: int, parts: int) -> list[list[int]]:
+    """[start, stop) of each slice `Tensor.chunk(parts)` cuts `n` rows into (what
+    DataParallel's scatter does): slices of ceil(n / parts), the last one shorter, and
+    fewer than `parts` when there are not enough rows."""
+    if n <= 0 or parts <= 0:
+        return []
+    size = -(-n // parts)
+    return [[start, min(start + size, n)] for start in range(0, n, size)]
+
+
 MESSAGES: tuple = (CpuInfo, GpuInfo, DeviceInventory, GpuProcess, GpuSample, DeviceSample, DeviceSamples,
-                   SamplerRequest, SamplerReply)
+                   SamplerRequest, SamplerReply, ReplicaSlice, ParallelForward)
 REPLY_TO: dict = {SamplerRequest: SamplerReply}
 
 

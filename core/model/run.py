@@ -60,3 +60,4 @@ class RunResult:
     data: list = field(default_factory=list)  # DataInfo of each Dataset/DataLoader/transform (core.model.data)
     kernel: KernelInfo | None = None  # the process that ran it (set by the headless export)
     tensor_view: object | None = None  # --tensor NAME: a core.model.tensor_view.TensorView
+    parallel: list = field(default_factory=list)  # core.model.devices.ParallelForward: nn.DataParallel forwards

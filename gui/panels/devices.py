@@ -21,6 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.labels import parallel_lines
 from core.model.devices import format_bytes, placement
 from gui import theme
 
@@ -146,12 +147,14 @@ class DevicesPanel(QtWidgets.QWidget):
         self.window_curve = _curve(self.ram_plot, "window", COLOURS["window"], QtCore.Qt.DashLine)
         outer.addWidget(self.plots)
 
-        self.tensors_title = QtWidgets.QLabel("<b>Where the tensors live</b>")
-        outer.addWidget(self.tensors_title)
-        self.parallel = QtWidgets.QLabel()
+        self.parallel = QtWidgets.QLabel()  # what the script's nn.DataParallel did with the batch
         self.parallel.setWordWrap(True)
+        self.parallel.setTextFormat(QtCore.Qt.RichText)
+        self.parallel.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         self.parallel.hide()
         outer.addWidget(self.parallel)
+        self.tensors_title = QtWidgets.QLabel("<b>Where the tensors live</b>")
+        outer.addWidget(self.tensors_title)
         self.tree = QtWidgets.QTreeWidget()
         self.tree.setColumnCount(4)
         self.tree.setHeaderLabels(["tensor", "shape", "bytes", "shares storage with"])
@@ -257,6 +260,7 @@ class DevicesPanel(QtWidgets.QWidget):
             self.gpu_tiles[g.index] = tiles
         self.plots.setFixedHeight(PLOT_HEIGHT * (2 + 2 * len(inv.cuda)))
         self.redraw()
+        self._show_parallel(self.run.graph)  # its words depend on the GPUs there are
 
     def _on_sampled(self) -> None:
         if not self.redraw_timer.isActive():
@@ -354,26 +358,22 @@ class DevicesPanel(QtWidgets.QWidget):
         self._show_parallel(graph)
 
     def _show_parallel(self, graph) -> None:
-        """nn.DataParallel in the script: what it does with the GPUs this kernel has."""
-        wrapped = [name for name, kind in (graph.modules.items() if graph else []) if kind == "DataParallel"]
-        if not wrapped:
-            self.parallel.hide()
-            return
+        """nn.DataParallel in the script: what its latest forward did with the GPUs this
+        kernel has (which replica got which rows), or what it would do."""
         inv = self.devices.inventory
         n = len(inv.cuda) if inv is not None else 0
-        names = ", ".join(wrapped)
-        if n >= 2:
-            text = (f"{names} is an nn.DataParallel over {n} GPUs: each forward scatters the batch into "
-                    f"{n} slices along dim 0, runs a replica of the model on each GPU, and gathers the "
-                    "outputs on cuda:0.")
-        elif n == 1:
-            text = (f"{names} is an nn.DataParallel, but this machine has one GPU: it runs the model "
-                    "unchanged on cuda:0 (nothing is split). With N GPUs the batch would be cut into N slices.")
-        else:
-            text = (f"{names} is an nn.DataParallel, but there is no GPU here: it calls the model directly "
-                    "on the CPU. With N GPUs it would cut each batch into N slices, one per GPU.")
-        self.parallel.setText(text)
-        self.parallel.show()
+        latest = {f.module: f for f in self.run.parallel}  # each module's latest forward
+        lines = [line for f in latest.values() for line in parallel_lines(f, n)]
+        idle = [name for name, kind in (graph.modules.items() if graph else [])
+                if kind == "DataParallel" and name not in latest]
+        if idle:  # wrapped, never called
+            lines.append(f"{', '.join(idle)}: an nn.DataParallel not called yet. "
+                         + (f"Each forward will cut the batch into {n} slices along dim 0, one per GPU, and "
+                            "gather the outputs on cuda:0." if n >= 2 else
+                            "With N GPUs each forward would cut the batch into N slices, one per GPU."))
+        self.parallel.setText("<b>nn.DataParallel: the batch over the GPUs</b><br>" + "<br>".join(
+            html.escape(line, quote=False).replace("  ", "&nbsp;" * 4) for line in lines))
+        self.parallel.setVisible(bool(lines))
 
     def _tree_menu(self, pos: QtCore.QPoint) -> None:
         item = self.tree.itemAt(pos)

@@ -328,7 +328,7 @@ class GraphPanel(QtWidgets.QWidget):
                     f"&nbsp;{html.escape(text)}" for fill, border, text in entries]
         swatches += [f"<span style='color:{theme.EDGE_COLOUR[kind]}'>{dash}</span>&nbsp;{text}"
                      for kind, dash, text in (("view", "╌╌╌", "shares storage"), ("data", "┄┄┄", "made from (no autograd)"))]
-        swatches += [f"<span style='color:{device_colour(d)}'>▌</span>&nbsp;on {html.escape(d)}" for d in devices]
+        swatches += [f"<span style='color:{device_colour(d)}'>█</span>&nbsp;on&nbsp;{html.escape(d)}" for d in devices]
         return " &nbsp; ".join(swatches)
 
     # --- from the states ------------------------------------------------------------

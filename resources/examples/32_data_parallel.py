@@ -1,4 +1,4 @@
-# nn.DataParallel: one batch split over the GPUs (one GPU or none: said, and run as is)
+# nn.DataParallel: one batch split over the GPUs (one GPU or none: said, and nothing is split)
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -39,12 +39,14 @@ model = Model(input_size, output_size)
 gpus = torch.cuda.device_count()
 if gpus > 1:
     print(f"{gpus} GPUs: DataParallel splits each batch of {batch_size} into {gpus} slices.")
-    model = nn.DataParallel(model)
 elif gpus == 1:
-    print("One GPU: DataParallel would change nothing, so the model runs on cuda:0 as is.")
+    print("One GPU: DataParallel has nothing to split, so the model sees each whole batch on cuda:0.")
 else:
-    print("No GPU: DataParallel needs CUDA, so the model runs on the CPU as is. "
+    print("No GPU: DataParallel calls the model directly on the CPU, with each whole batch. "
           "With N GPUs each batch would be cut into N slices, one per GPU.")
+# The tutorial wraps only when device_count() > 1; wrapping on any machine is harmless,
+# and the Devices tab then shows which slice of each batch went where.
+model = nn.DataParallel(model)
 model.to(device)
 
 for data in rand_loader:

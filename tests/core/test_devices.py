@@ -27,8 +27,9 @@ from core.kernel.devices import Probe, Sampler
 from core.kernel.runner import Runner
 from core.kernel.serve import Endpoint
 from core.export import to_dot, to_svg
-from core.model.devices import (FORMAT, DeviceSample, DeviceSamples, SamplerReply, SamplerRequest, clamp_rate,
-                                devices_table, memory_by_device, placement, sample_to_dict)
+from core.labels import parallel_lines
+from core.model.devices import (FORMAT, DeviceSample, DeviceSamples, SamplerReply, SamplerRequest, chunk_rows,
+                                clamp_rate, devices_table, memory_by_device, placement, sample_to_dict)
 from core.protocol import decode, encode
 from core.style import device_colour, graph_devices
 
@@ -397,6 +398,111 @@ def test_tensors_off_the_cpu_are_striped_in_the_dot_and_svg_exports():
     assert len(striped) == 1 and "plan" in striped[0] and f'fillcolor="{meta};0.06:' in striped[0]
     svg = to_svg(graph)
     assert svg.count(f'fill="{meta}"') == 1 and svg.count('stroke="none"') == 1
+
+
+# --- nn.DataParallel: which replica got which rows ---------------------------------------
+
+EXAMPLE_DP = ROOT / "resources" / "examples" / "32_data_parallel.py"
+
+
+def test_chunk_rows_are_the_slices_tensor_chunk_cuts():
+    for n in range(0, 40):
+        for parts in range(1, 9):
+            expect, start = [], 0
+            for piece in torch.arange(n).chunk(parts) if n else []:
+                expect.append([start, start + len(piece)])
+                start += len(piece)
+            assert chunk_rows(n, parts) == expect, (n, parts)
+
+
+def test_dataparallel_without_a_gpu_is_recorded_as_the_whole_batch_on_the_cpu():
+    """The real path on this machine: the tutorial's DataParallel example, its four
+    batches (30, 30, 30, 10 of 100 rows) each given whole to the model on the CPU."""
+    result = Runner().run(EXAMPLE_DP.read_text(), str(EXAMPLE_DP))
+    assert result.error is None, result.error
+    forwards = result.parallel
+    assert [f.call for f in forwards] == [1, 2, 3, 4] and {f.calls for f in forwards} == {4}
+    assert [f.batch for f in forwards] == [[30, 5], [30, 5], [30, 5], [10, 5]]
+    last = forwards[-1]
+    assert last.module == "model" and last.device_ids == [] and last.output_device is None
+    assert [(r.device, r.shape, r.rows) for r in last.replicas] == [("cpu", [10, 5], [0, 10])]
+    assert last.output == [10, 2] and last.output_on == "cpu"
+    assert "no GPU here" in parallel_lines(last, 0)[0]
+    assert parallel_lines(last, 0)[1] == ("With 2 GPUs the same batch would be cut along dim 0: "
+                                          "rows 0–4 to cuda:0, rows 5–9 to cuda:1, and the outputs gathered on cuda:0.")
+    assert [f.module for f in decode(*wire(*encode(result)))[0].parallel] == ["model"] * 4
+
+
+def test_dataparallel_replicas_faked_at_the_function_level():
+    """Two replicas without two GPUs: DataParallel's own forward, with its scatter,
+    parallel_apply and gather faked on the CPU (as gpustat fakes NVML) and its
+    replicate the real `_replicate_for_data_parallel` (replicas share the module's
+    hooks: what the tracker relies on). Each replica runs in a thread of its own."""
+    code = """
+import threading
+import torch
+from torch import nn
+
+model = nn.DataParallel(nn.Linear(5, 2))
+model.device_ids, model.dim, model.output_device = [0, 1], 0, 0
+model.src_device_obj = torch.device("cpu")
+model.scatter = lambda inputs, kwargs, ids: (tuple((c,) for c in inputs[0].chunk(len(ids))), ({},) * len(ids))
+
+def replicate(module, ids):
+    replicas = [module._replicate_for_data_parallel() for _ in ids]
+    for r in replicas:
+        for key, param in module._parameters.items():
+            setattr(r, key, param)  # torch's replicate sets each broadcast copy so
+    return replicas
+
+model.replicate = replicate
+
+def apply(replicas, inputs, kwargs):
+    outputs = [None] * len(replicas)
+    for i, (replica, args) in enumerate(zip(replicas, inputs)):
+        worker = threading.Thread(target=lambda i=i, r=replica, a=args: outputs.__setitem__(i, r(*a)))
+        worker.start()
+        worker.join()
+    return outputs
+
+model.parallel_apply = apply
+model.gather = lambda outputs, device: torch.cat(outputs)
+x = torch.randn(7, 5)
+y = model(x)
+loss = y.sum()
+"""
+    result = Runner().run(code, "dp.py")
+    assert result.error is None, result.error
+    (f,) = result.parallel
+    assert f.device_ids == [0, 1] and f.output_device == "cuda:0" and f.batch == [7, 5]
+    assert [(r.shape, r.rows) for r in f.replicas] == [([4, 5], [0, 4]), ([3, 5], [4, 7])]
+    assert f.output == [7, 2]
+    lines = parallel_lines(f, 2)
+    assert lines[0] == "model = nn.DataParallel over cuda:0, cuda:1, forward 1 of 1:"
+    assert lines[2:] == ["  cpu: rows 0–3 (4, 5)", "  cpu: rows 4–6 (3, 5)",
+                         "the outputs were gathered on cpu: (7, 2)"]
+    assert {n.name for n in result.graph.by_kind("tensor")} >= {"x", "y", "loss"}
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_dataparallel_over_two_gpus_records_each_replica():
+    result = Runner().run(EXAMPLE_DP.read_text(), str(EXAMPLE_DP))
+    assert result.error is None, result.error
+    first = result.parallel[0]
+    n = torch.cuda.device_count()
+    assert first.device_ids == list(range(n)) and first.output_on == "cuda:0"
+    assert [r.rows for r in first.replicas] == chunk_rows(30, n)
+    assert [r.device for r in first.replicas] == [f"cuda:{i}" for i in range(len(first.replicas))]
+
+
+def test_export_json_has_the_dataparallel_forwards(tmp_path):
+    out = tmp_path / "dp.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--export", str(out), str(EXAMPLE_DP)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    forwards = json.loads(out.read_text())["data_parallel"]
+    assert [f["batch"] for f in forwards] == [[30, 5], [30, 5], [30, 5], [10, 5]]
+    assert forwards[0]["replicas"][0]["rows"] == [0, 30]
 
 
 # --- the command line ------------------------------------------------------------------

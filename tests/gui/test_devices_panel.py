@@ -10,8 +10,9 @@ import pytest
 from PySide6 import QtCore
 
 from core.model.devices import (CpuInfo, DeviceInventory, DeviceSample, DeviceSamples, GpuInfo, GpuSample,
-                                SamplerReply, SamplerRequest)
+                                ParallelForward, ReplicaSlice, SamplerReply, SamplerRequest)
 from core.model.graph import Graph, TensorNode
+from core.model.run import RunResult
 from gui.panels.devices import DevicesPanel
 from gui.state import States
 
@@ -151,7 +152,41 @@ def test_dataparallel_sentence_without_gpus(panel):
     states.run.graph = graph
     states.run.graph_changed.emit()
     assert not p.parallel.isHidden()
-    assert "no GPU here" in p.parallel.text() and "model" in p.parallel.text()
+    assert "model: an nn.DataParallel not called yet" in p.parallel.text()
+    assert "With N GPUs" in p.parallel.text()
+
+
+def dp_result(replicas, device_ids, output_on) -> RunResult:
+    graph = Graph([tensor("t0", "model.module.weight", [2, 5])], [], {"model": "DataParallel", "model.module": "Linear"})
+    forwards = [ParallelForward("model", call, 4, device_ids, output_on if device_ids else None, 0, [30, 5],
+                                replicas, [30, 2], output_on) for call in (1, 2, 3, 4)]
+    return RunResult(graph, parallel=forwards)
+
+
+def test_dataparallel_latest_forward_over_two_gpus(panel):
+    """Which replica got which rows, from the run's recorded forwards (the latest)."""
+    p, states, _ = panel
+    states.devices.set_inventory(inventory(2))
+    states.run.set_result(dp_result([ReplicaSlice("cuda:0", [15, 5], [0, 15]), ReplicaSlice("cuda:1", [15, 5], [15, 30])],
+                                    [0, 1], "cuda:0"))
+    text = p.parallel.text()
+    assert not p.parallel.isHidden()
+    assert "model = nn.DataParallel over cuda:0, cuda:1, forward 4 of 4:" in text
+    assert "cuda:0: rows 0–14 (15, 5)" in text and "cuda:1: rows 15–29 (15, 5)" in text
+    assert "gathered on cuda:0: (30, 2)" in text
+    states.run.set_result(RunResult(Graph([tensor("t1", "x", [2])])))  # a script without one: hidden
+    assert p.parallel.isHidden()
+
+
+def test_dataparallel_whole_batch_on_the_cpu_says_what_two_gpus_would_do(panel):
+    p, states, _ = panel
+    states.devices.set_inventory(inventory(0))
+    states.run.set_result(dp_result([ReplicaSlice("cpu", [30, 5], [0, 30])], [], "cpu"))
+    text = p.parallel.text()
+    assert "no GPU here: its forward 4 of 4 called the model directly on the CPU with the whole batch (30, 5)" in text
+    assert "rows 0–14 to cuda:0, rows 15–29 to cuda:1" in text
+    states.devices.set_inventory(inventory(1))  # the words follow the machine
+    assert "this machine's one GPU" in p.parallel.text()
 
 
 def test_actions_write_sampler_replies_and_pushes_into_the_state(qtbot):
