@@ -3,7 +3,9 @@
 # the lead runs it on a lent GPU). Writes into $OUT (default ./gpu_devices_out):
 #   devices.json / devices.txt      `main.py --devices --json` and the table
 #   cuda_tensors.json               the export of examples/31_cuda_tensors.py (its "memory" key: cuda:0)
-#   data_parallel.json, .txt        examples/32_data_parallel.py exported, and what it printed
+#   cuda_tensors.png                its graph, the GPU tensors striped in cuda:0's colour
+#   data_parallel.json, .txt        examples/32_data_parallel.py exported ("data_parallel": each forward's
+#                                   replicas and rows), and what it printed
 #   devices_panel_gpu.png           the window with the devices panel, during a short training loop on cuda
 #   pytest_devices.txt              tests/core/test_devices.py (the real NVML path, no fakes skipped)
 #   devices_bench.txt               bench/devices_bench.py with the GPU's NVML queries in each sample
@@ -20,6 +22,7 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 $PY main.py --devices --json > "$OUT/devices.json" 2> "$OUT/devices.err"; echo "devices --json: rc=$?"
 $PY main.py --devices > "$OUT/devices.txt" 2>&1; echo "devices: rc=$?"
 $PY main.py --export "$OUT/cuda_tensors.json" resources/examples/31_cuda_tensors.py; echo "export 31: rc=$?"
+$PY main.py --export "$OUT/cuda_tensors.png" resources/examples/31_cuda_tensors.py; echo "export 31 png (device stripes): rc=$?"
 $PY main.py --export "$OUT/data_parallel.json" resources/examples/32_data_parallel.py; echo "export 32: rc=$?"
 (cd resources/examples && "../../$PY" 32_data_parallel.py) > "$OUT/data_parallel.txt" 2>&1
 $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print('memory:', d.get('memory'))" "$OUT/cuda_tensors.json"
