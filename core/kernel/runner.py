@@ -31,7 +31,8 @@ from ..model.run import RunError, RunResult
 from ..model.tensors import VALUES_LIMIT, TensorValues
 from .record import (Recording, ScriptBackwards, StopAfterCall, grad_info, record_backward, resolve_ids,
                      zero_grads)
-from .data import describe_into, plain_data_error
+from .data import describe_into
+from .data_objects import plain_data_error
 from .script_folder import working_folder
 from .tensors import storage_groups, tensor_values
 from .torch_state import Leftovers, TorchState

@@ -18,6 +18,8 @@ from torchvision import datasets
 from torchvision.transforms import Normalize, ToTensor
 
 from core.kernel import data as kdata
+from core.kernel import offline_data
+from core.kernel.offline_data import network_retry_now
 from core.kernel.runner import Runner
 from core.model.data import BatchRequest, OfflineCopyRequest, StagesRequest
 
@@ -248,14 +250,14 @@ def test_no_network_fails_at_once_and_is_not_tried_on_every_run(tmp_path, monkey
         tries.append(url)
         return False
 
-    monkeypatch.setattr(kdata, "_host_reachable", unreachable)
-    kdata.network_retry_now()
+    monkeypatch.setattr(offline_data, "_host_reachable", unreachable)
+    network_retry_now()
     runner, result, _ = run(MISSING.replace("DOWNLOAD", "True"), tmp_path)
     assert result.error.one_line("s.py") == ("s.py:2: DatasetNotFoundError: FashionMNIST is not in "
                                              "data/FashionMNIST/raw and cannot be downloaded (no network)")
     again = runner.run(MISSING.replace("DOWNLOAD", "True"), str(tmp_path / "script.py"), cwd=str(tmp_path))
     assert again.error.type == "DatasetNotFoundError" and len(tries) == 1
-    kdata.network_retry_now()
+    network_retry_now()
 
 
 def test_export_has_data_and_draws_a_batch(tmp_path):
