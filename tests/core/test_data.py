@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import Normalize, ToTensor
 

@@ -10,7 +10,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import namedtuple
 from pathlib import Path
