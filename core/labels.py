@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from .model.devices import chunk_rows
+
 SMALL_GRAD = 4  # grads with at most this many values are written on the node
 SMALL_VALUES = 12  # tensors with at most this many values show them on the node
 VALUES_PER_LINE = 6
@@ -205,8 +207,6 @@ def parallel_lines(forward, gpus: int) -> list[str]:
     in words, on a machine with `gpus` GPUs: which replica got which rows of the
     batch, where the outputs were gathered; where nothing was split, what two GPUs
     would have made of the same batch."""
-    from .model.devices import chunk_rows
-
     f = forward
     which = f"forward {f.call} of {f.calls}"
     batch = format_shape(f.batch) if f.batch is not None else "(no tensor)"

@@ -79,7 +79,7 @@ def test_tensors_off_the_cpu_carry_their_device_stripe_and_legend(qtbot, states,
     items = panel.scene.items_by_id
     assert items["t0"].stripe.name() == device_colour("cuda:1")
     assert items["t1"].stripe is None and items["op0"].stripe is None
-    assert "on cuda:1" in panel.legend.text() and device_colour("cuda:1") in panel.legend.text()
+    assert "on&nbsp;cuda:1" in panel.legend.text() and device_colour("cuda:1") in panel.legend.text()
     image = QtGui.QImage(panel.view.viewport().size(), QtGui.QImage.Format_RGB32)
     image.fill(QtCore.Qt.white)
     panel.view.viewport().render(image)
@@ -89,7 +89,7 @@ def test_tensors_off_the_cpu_carry_their_device_stripe_and_legend(qtbot, states,
     stripe = QtGui.QColor(device_colour("cuda:1"))
     assert (np.abs(pixels.astype(int) - [stripe.red(), stripe.green(), stripe.blue()]).sum(axis=2) < 30).sum() > 50
     states.run.set_result(RunResult(seed_graph()))  # back on the CPU: no stripe, no legend entry
-    assert panel.scene.items_by_id["t0"].stripe is None and "on cuda" not in panel.legend.text()
+    assert panel.scene.items_by_id["t0"].stripe is None and "cuda" not in panel.legend.text()
 
 
 def test_graph_panel_dims_with_the_error_and_keeps_the_graph(qtbot, states, actions):
