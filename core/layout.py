@@ -6,6 +6,11 @@ do not all line up in row 0), order within a layer by barycenter sweeps, and x b
 pushing nodes apart while keeping that order. A node that was drawn before (same
 `key`) keeps its previous x as its wish, so an edit moves only what changed.
 
+An edge that skips rows (a residual connection, `z = x + y` under `y = f(x)`) gets a
+lane in each row it passes: a narrow slot ordered and placed with that row's nodes,
+so the edge runs down between them, never through one (`Layout.routes`; the long
+edges of one source share their lanes, as a bus down to its deepest target).
+
 Sizes come from label text in a monospace font, measured by the caller (`Metrics`),
 the same numbers the panel and the SVG export draw with.
 """
@@ -28,6 +33,7 @@ GAP_Y = 36.0
 MIN_GAP_Y = 10.0  # rows of an edited graph may close up to this before they move
 BELOW_GAP = 8.0  # between a node and what is drawn under it (clear of the step ring)
 SIMILAR = 0.5  # kept positions are used when this share of the smaller graph's nodes is in both
+LANE_W = 10.0  # the room a long edge takes in each row it passes
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,49 @@ class Layout:
     width: float
     height: float
     below: dict[str, Box] = field(default_factory=dict)  # room kept under a node (its badge)
+    # (src, dst) -> the lanes a long edge runs down, top row first: (x, top, bottom) of each
+    routes: dict[tuple[str, str], list[tuple[float, float, float]]] = field(default_factory=dict)
+    bands: dict[str, tuple[float, float]] = field(default_factory=dict)  # node -> (top, bottom) of its row
+
+    def edge_rows(self, src: str, dst: str) -> list[tuple[float, float, float, float, float, float]]:
+        """The drawn edge from node `src` to node `dst`: see `edge_rows`."""
+        leave = self.bands.get(src)
+        enter = self.bands.get(dst)
+        return edge_rows(self.boxes[src], self.boxes[dst], self.routes.get((src, dst), ()),
+                         leave[1] if leave else None, enter[0] if enter else None)
+
+
+def edge_rows(src: Box, dst: Box, route=(), leave: float | None = None,
+              enter: float | None = None) -> list[tuple[float, float, float, float, float, float]]:
+    """The drawn edge from the bottom of `src` to the top of `dst` as cubics
+    (x0, y0, x1, y1, bend, tip), each leaving and arriving vertically: control points
+    (x0, y0), (x0, y0 + bend), (x1, y1 - bend), (x1, y1), so its x never turns back.
+    It goes straight down to `leave` (the bottom of the source's row) and arrives
+    straight from `enter` (the top of the target's row), so it bends only between rows,
+    clear of the taller nodes beside its ends; through `route`'s lanes: a cubic into
+    each lane, straight down it, and on. `tip` is 1 on the last piece, which carries
+    the arrowhead."""
+    x, y = src.x, src.y + src.h / 2
+    rows = []
+    if leave is not None and leave > y + 0.5:
+        rows.append(_straight(x, y, leave))
+        y = leave
+    for lx, top, bottom in route:
+        rows.append((x, y, lx, top, max(20.0, (top - y) / 2), 0.0))
+        rows.append(_straight(lx, top, bottom))
+        x, y = lx, bottom
+    x1, y1 = dst.x, dst.y - dst.h / 2
+    if enter is not None and enter < y1 - 0.5:
+        rows.append((x, y, x1, enter, max(20.0, (enter - y) / 2), 0.0))
+        rows.append(_straight(x1, enter, y1, tip=1.0))
+    else:
+        rows.append((x, y, x1, y1, max(20.0, (y1 - y) / 2), 1.0))
+    return rows
+
+
+def _straight(x: float, top: float, bottom: float, tip: float = 0.0) -> tuple:
+    """A vertical line as a cubic (its control points on it: y never turns back)."""
+    return (x, top, x, bottom, (bottom - top) / 2, tip)
 
 
 def node_size(node, metrics: Metrics = DEFAULT_METRICS, lines: list[str] | None = None) -> tuple[float, float]:
@@ -81,6 +130,30 @@ def assign_layers(ids: list[str], succ: dict[str, list[str]], pred: dict[str, li
         if succ[n]:
             layer[n] = min(layer[s] for s in succ[n]) - 1
     return layer
+
+
+def lanes(succ: dict[str, list[str]], layer: dict[str, int], budget: int) -> dict[tuple[str, str], list[str]]:
+    """(src, dst) -> the lane ids an edge that skips rows runs down, one per row it
+    passes. A source's long edges share one chain of lanes down to its deepest
+    target. Sources with the shortest chains come first, until `budget` lanes are
+    used (an RNN's weight read at each of 1,000 steps must not cost a million lanes);
+    the edges left over are drawn straight."""
+    chains = []
+    for n, outs in succ.items():
+        far = [s for s in outs if layer[s] - layer[n] > 1]
+        if far:
+            chains.append((max(layer[s] for s in far) - layer[n] - 1, n, far))
+    chains.sort(key=lambda c: c[0])
+    via: dict[tuple[str, str], list[str]] = {}
+    used = 0
+    for length, n, far in chains:
+        if used + length > budget:
+            break
+        used += length
+        chain = [f"\x00lane\x00{n}\x00{li}" for li in range(layer[n] + 1, layer[n] + 1 + length)]
+        for s in far:
+            via[(n, s)] = chain[:layer[s] - layer[n] - 1]
+    return via
 
 
 def topological(ids, succ, pred) -> list[str]:
@@ -201,8 +274,28 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
     size = {n: node_size(node_by_id[n], metrics, lines.get(n)) for n in ids}
     width = {n: max(size[n][0], below[n][0]) if n in below else size[n][0] for n in ids}
 
+    # Long edges run down lanes: in the sweeps a lane is a node, linked in its chain.
+    via = lanes(succ, layer, max(2000, 2 * len(ids)))
+    up: dict[str, list[str]] = {n: list(p) for n, p in pred.items()}
+    down: dict[str, list[str]] = {n: list(s) for n, s in succ.items()}
+    lane_ids: list[str] = []
+    for (src, dst), chain in via.items():
+        if not chain:
+            continue
+        down[src].remove(dst)
+        up[dst].remove(src)
+        up[dst].append(chain[-1])
+        down.setdefault(chain[-1], []).append(dst)
+        for a, b in zip([src] + chain, chain):
+            if b not in up:  # a lane of the source's shared chain, made once
+                down.setdefault(a, []).append(b)
+                up[b] = [a]
+                width[b] = LANE_W
+                layer[b] = layer[a] + 1
+                lane_ids.append(b)
+
     rows: dict[int, list[str]] = defaultdict(list)
-    for n in ids:
+    for n in ids + lane_ids:
         rows[layer[n]].append(n)
     depth = max(rows) + 1
 
@@ -224,7 +317,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
                 if n in prev_x:
                     wish[n] = prev_x[n]
                     continue
-                nb = neighbours[n]
+                nb = neighbours.get(n, ())
                 wish[n] = sum(x[m] for m in nb) / len(nb) if nb else x[n]
             row.sort(key=lambda n: wish[n])
             _place_row(row, wish, width, x, prev_x)
@@ -232,18 +325,20 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
     for _ in range(sweeps):
         if cancelled():
             raise LayoutCancelled
-        sweep(range(depth), pred)
-        sweep(range(depth - 1, -1, -1), succ)
-    sweep(range(depth), pred)
+        sweep(range(depth), up)
+        sweep(range(depth - 1, -1, -1), down)
+    sweep(range(depth), up)
 
     # Rows go top to bottom; a row with nodes drawn before goes back to where they
     # were, letting the gap above it shrink to MIN_GAP_Y before it moves down.
     # Nodes of a row are centred on one line; what is kept below a node hangs under it.
     boxes: dict[str, Box] = {}
     kept_below: dict[str, Box] = {}
+    band: dict[int, tuple[float, float]] = {}  # row -> (top, bottom): what a lane runs down
+    bands: dict[str, tuple[float, float]] = {}
     bottom = None
     for li in range(depth):
-        row = rows[li]
+        row = [n for n in rows[li] if n in size]
         h = max((size[n][1] for n in row), default=0.0)
         hang = max((size[n][1] / 2 + BELOW_GAP + below[n][1] - h / 2 for n in row if n in below),
                    default=0.0)
@@ -255,20 +350,27 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
             # moves to the usual gap rather than squeezing against the row above
             if bottom is None or wanted >= bottom + MIN_GAP_Y + h / 2:
                 centre = wanted
+        row_band = (centre - h / 2, centre + h / 2 + max(hang, 0.0))
         for n in row:
+            bands[n] = row_band
             boxes[n] = Box(x[n], centre, size[n][0], size[n][1])
             if n in below:
                 bw, bh = below[n]
                 kept_below[n] = Box(x[n], centre + size[n][1] / 2 + BELOW_GAP + bh / 2, bw, bh)
-        bottom = centre + h / 2 + max(hang, 0.0)
-    every = list(boxes.values()) + list(kept_below.values())
+        bottom = row_band[1]
+        band[li] = row_band
+    lane_boxes = {n: Box(x[n], sum(band[layer[n]]) / 2, LANE_W, band[layer[n]][1] - band[layer[n]][0])
+                  for n in lane_ids}
+    every = list(boxes.values()) + list(kept_below.values()) + list(lane_boxes.values())
     if not prev_x:  # a first drawing starts at x = 0; a redraw keeps its coordinates
         left = min(b.x - b.w / 2 for b in every)
         for b in every:
             b.x -= left
     right = max(b.x + b.w / 2 for b in every)
     top = min(b.y - b.h / 2 for b in every)
-    return Layout(boxes, right, bottom - top, kept_below)
+    routes = {edge: [(lane_boxes[n].x, lane_boxes[n].y - lane_boxes[n].h / 2, lane_boxes[n].y + lane_boxes[n].h / 2)
+                     for n in chain] for edge, chain in via.items() if chain}
+    return Layout(boxes, right, bottom - top, kept_below, routes, bands)
 
 
 def badge_sizes(graph: Graph, trace, metrics: Metrics = DEFAULT_METRICS) -> dict[str, tuple[float, float]]:

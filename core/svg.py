@@ -3,9 +3,10 @@
 It draws what the graph panel draws, from the same numbers: each node is a
 (rounded) rectangle at its `Layout` box in the colours of `core.style.STYLE`, with
 the lines of `core.labels.node_lines` centred in it (the first line bold for tensors
-and modules), edges are the cubic curves of `gui.graph_scene.add_edge` (bottom of the
-source to the top of the target, with an arrowhead), and the gradient badges of a
-replayed backward sit in the room the layout kept under their node.
+and modules), edges are the cubic curves of `core.layout.edge_rows` (bottom of the
+source to the top of the target, down the layout's lanes where they skip rows, with
+an arrowhead), and the gradient badges of a replayed backward sit in the room the
+layout kept under their node.
 
 Kept small and fast for tens of thousands of nodes: the colours are CSS classes, the
 edges are a few long `<path>`s, the labels share one font group, and coordinates
@@ -95,13 +96,13 @@ def to_svg(graph, layout: Layout, badges: dict | None = None, metrics: Metrics =
         src, dst = boxes.get(e.src), boxes.get(e.dst)
         if src is None or dst is None:
             continue
-        x0, y0 = src.x, src.y + src.h / 2
-        x1, y1 = dst.x, dst.y - dst.h / 2
-        bend = max(20.0, (y1 - y0) / 2)
-        a, b, c = num(x0), num(x1), num(y1)
-        (segs if e.kind is None else extra.setdefault(e.kind, [])).append(
-            f"M{a} {num(y0)}C{a} {num(y0 + bend)} {b} {num(y1 - bend)} {b} {c}"
-            f"M{num(x1 - 5)} {num(y1 - 9)}L{b} {c}L{num(x1 + 5)} {num(y1 - 9)}")
+        d = []
+        for x0, y0, x1, y1, bend, tip in layout.edge_rows(e.src, e.dst):
+            a, b, c = num(x0), num(x1), num(y1)
+            d.append(f"M{a} {num(y0)}C{a} {num(y0 + bend)} {b} {num(y1 - bend)} {b} {c}")
+            if tip:
+                d.append(f"M{num(x1 - 5)} {num(y1 - 9)}L{b} {c}L{num(x1 + 5)} {num(y1 - 9)}")
+        (segs if e.kind is None else extra.setdefault(e.kind, [])).append("".join(d))
     for i in range(0, len(segs), EDGES_PER_PATH):
         out.append(f'<path class="e" d="{"".join(segs[i:i + EDGES_PER_PATH])}"/>\n')
     for kind, kind_segs in extra.items():  # view and data edges: dashed, their own colour

@@ -136,27 +136,21 @@ class Look:
 
 
 # --- edges ------------------------------------------------------------------------------
-# An edge is a cubic from the bottom of its source to the top of its target, leaving and
-# arriving vertically, with an arrowhead: control points (x0, y0), (x0, y0 + bend),
-# (x1, y1 - bend), (x1, y1). Its x never turns back (x0, x0, x1, x1), which lets a frame
-# cut out exactly the piece of a long edge that is on screen.
+# An edge is one or more cubics from the bottom of its source to the top of its target
+# (`core.layout.edge_rows`: down the lanes the layout kept when it skips rows), each
+# leaving and arriving vertically, the last with an arrowhead. A cubic's x never turns
+# back (x0, x0, x1, x1), which lets a frame cut out exactly the piece on screen.
 ARROW = (5.0, 9.0)  # arrowhead: half its width, its length
 
 
-def edge_ends(src: Box, dst: Box) -> tuple[float, float, float, float, float]:
-    """(x0, y0, x1, y1, bend) of the edge from `src` to `dst`."""
-    x0, y0 = src.x, src.y + src.h / 2
-    x1, y1 = dst.x, dst.y - dst.h / 2
-    return x0, y0, x1, y1, max(20.0, (y1 - y0) / 2)
-
-
-def add_edge(path: QtGui.QPainterPath, src: Box, dst: Box) -> None:
-    """Add to `path` the curve from the bottom of `src` to the top of `dst`, with an
-    arrowhead."""
-    x0, y0, x1, y1, bend = edge_ends(src, dst)
-    path.moveTo(x0, y0)
-    path.cubicTo(x0, y0 + bend, x1, y1 - bend, x1, y1)
-    _add_arrow(path, x1, y1)
+def add_edge(path: QtGui.QPainterPath, layout: Layout, src: str, dst: str) -> None:
+    """Add to `path` the edge from node `src` to node `dst` as `layout` draws it, with
+    an arrowhead."""
+    for x0, y0, x1, y1, bend, tip in layout.edge_rows(src, dst):
+        path.moveTo(x0, y0)
+        path.cubicTo(x0, y0 + bend, x1, y1 - bend, x1, y1)
+        if tip:
+            _add_arrow(path, x1, y1)
 
 
 def _add_arrow(path: QtGui.QPainterPath, x: float, y: float) -> None:
@@ -165,10 +159,15 @@ def _add_arrow(path: QtGui.QPainterPath, x: float, y: float) -> None:
     path.lineTo(x + ARROW[0], y - ARROW[1])
 
 
-def edge_array(edges, boxes: dict[str, Box]) -> np.ndarray:
-    """The edges between drawn boxes as rows of (x0, y0, x1, y1, bend)."""
-    rows = [edge_ends(boxes[e.src], boxes[e.dst]) for e in edges if e.src in boxes and e.dst in boxes]
-    return np.array(rows, dtype=float).reshape(-1, 5)
+def edge_array(edges, layout: Layout) -> np.ndarray:
+    """The edges between drawn boxes as rows of (x0, y0, x1, y1, bend, tip), see
+    `core.layout.edge_rows`."""
+    boxes = layout.boxes
+    rows = []
+    for e in edges:
+        if e.src in boxes and e.dst in boxes:
+            rows.extend(layout.edge_rows(e.src, e.dst))
+    return np.array(rows, dtype=float).reshape(-1, 6)
 
 
 class EdgeLayer(QtWidgets.QGraphicsItem):
@@ -187,7 +186,7 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
         self.ends = ends
         self.pen = pen
         self.cut = pen.style() == QtCore.Qt.SolidLine
-        x0, y0, x1, y1, bend = ends.T
+        x0, y0, x1, y1, bend = ends[:, :5].T
         # each curve lies inside the hull of its control points
         self.lo_x, self.hi_x = np.minimum(x0, x1), np.maximum(x0, x1)
         self.lo_y, self.hi_y = np.minimum(y0, y1 - bend), np.maximum(y0 + bend, y1)
@@ -246,7 +245,7 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
                 path = QtGui.QPainterPath(QtCore.QPointF(x0, y0))
                 path.cubicTo(c1x, c1y, c2x, c2y, x1, y1)
                 paths.append(path)
-            tips = e[:, 2:4]
+            tips = e[e[:, 5] > 0, 2:4]
             tips = tips[(tips[:, 0] >= left) & (tips[:, 0] <= right) & (tips[:, 1] >= top) & (tips[:, 1] <= bottom)]
             arrows = QtGui.QPainterPath()
             for x1, y1 in np.unique(tips, axis=0).tolist():
@@ -258,14 +257,14 @@ class EdgeLayer(QtWidgets.QGraphicsItem):
     @staticmethod
     def _whole(e: np.ndarray) -> np.ndarray:
         """Control points (x0, y0, c1x, c1y, c2x, c2y, x1, y1) of whole edges."""
-        x0, y0, x1, y1, bend = e.T
+        x0, y0, x1, y1, bend = e[:, :5].T
         return np.stack([x0, y0, x0, y0 + bend, x1, y1 - bend, x1, y1], axis=1)
 
     @staticmethod
     def _pieces(e: np.ndarray, left: float, right: float) -> np.ndarray:
         """Control points of the piece of each edge between x = left and x = right:
         the same cubic restricted to the parameters [ta, tb] where it is there."""
-        x0, y0, x1, y1, bend = e.T
+        x0, y0, x1, y1, bend = e[:, :5].T
         dx = x1 - x0
         flat = dx == 0
         safe = np.where(flat, 1.0, dx)
@@ -313,7 +312,7 @@ class SceneData:
     """What `GraphScene.draw` needs beyond the graph and its layout, made by `scene_data`
     (in the layout worker for a big graph: Qt value types only, no items)."""
     lines: dict[str, list[str]]  # node id -> its label lines
-    edges: np.ndarray  # rows of (x0, y0, x1, y1, bend), see `edge_ends`
+    edges: np.ndarray  # rows of (x0, y0, x1, y1, bend, tip), see `edge_array`
     rect: QtCore.QRectF  # the scene rect: every box and the room kept under them
     overview: dict[str, QtGui.QPainterPath] | None  # style -> every box of that style (a big graph)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # "view"/"data" -> their edges, as `edges`
@@ -343,8 +342,8 @@ def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
         bottom = max(b.y + b.h / 2 for b in every)
         rect = QtCore.QRectF(left, top, right - left, bottom - top)
     autograd = [e for e in graph.edges if e.kind is None]
-    extra = {kind: edge_array([e for e in graph.edges if e.kind == kind], boxes) for kind in EDGE_DASH}
-    return SceneData(lines, edge_array(autograd, boxes), rect.adjusted(-30, -30, 30, 30), paths,
+    extra = {kind: edge_array([e for e in graph.edges if e.kind == kind], layout) for kind in EDGE_DASH}
+    return SceneData(lines, edge_array(autograd, layout), rect.adjusted(-30, -30, 30, 30), paths,
                      {kind: rows for kind, rows in extra.items() if len(rows)})
 
 
@@ -588,7 +587,7 @@ class StepOverlay:
         for src, dst in edges:
             src, dst = self._id(src), self._id(dst)
             if src != dst and src in boxes and dst in boxes:
-                add_edge(path, boxes[src], boxes[dst])
+                add_edge(path, self.scene.layout, src, dst)
         pen = QtGui.QPen(QtGui.QColor(colour), width)
         pen.setCapStyle(QtCore.Qt.RoundCap)
         item = self.scene.addPath(path, pen)

@@ -2,11 +2,12 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.kernel.runner import Runner
-from core.layout import (DEFAULT_METRICS, LayoutCancelled, Metrics, layout_graph, layout_with_dot,
-                         node_size, positions_by_key)
+from core.layout import (DEFAULT_METRICS, LayoutCancelled, Metrics, assign_layers, lanes, layout_graph,
+                         layout_with_dot, node_size, positions_by_key)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "resources" / "examples" / "01_computation_graph.py").read_text()
@@ -180,3 +181,105 @@ def test_relayout_of_a_wide_row_costs_about_a_fresh_layout():
     layout_graph(row(5001), positions_by_key(row(5000), first))
     again = time.perf_counter() - t
     assert again < 3 * fresh + 0.5, (fresh, again)
+
+
+# --- edges run between nodes, never through one ------------------------------------------
+
+RESIDUAL = """
+import torch
+x = torch.randn(1, 4, requires_grad=True)
+h = torch.relu(x)
+a = torch.tanh(h) * 2
+b = torch.sigmoid(a) + 1
+out = (b + h).sum()
+"""
+WITHOUT_AUTOGRAD = """
+import torch
+x = torch.rand(5, 3)
+y = torch.ones_like(x)
+z = x + y
+"""
+RESNET = """
+import torch, torchvision
+model = torchvision.models.resnet18()
+loss = model(torch.randn(2, 3, 64, 64)).sum()
+"""
+TRANSFORMER = """
+import torch
+from torch import nn
+layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0)
+loss = layer(torch.randn(5, 2, 16)).sum()
+"""
+RNN = """
+import torch
+W = torch.randn(4, 4, requires_grad=True)
+h = torch.zeros(1, 4)
+for _ in range(60):
+    h = torch.tanh(h @ W)
+loss = h.sum()
+"""
+
+
+def crossings(graph, layout) -> list[tuple[str, str, str]]:
+    """(src, dst, node) for each drawn edge that enters a node's box other than its
+    own two (each piece sampled at 41 points, boxes shrunk by a pixel)."""
+    boxes = layout.boxes
+    ids = list(boxes)
+    rects = np.array([[b.x - b.w / 2 + 1, b.y - b.h / 2 + 1, b.x + b.w / 2 - 1, b.y + b.h / 2 - 1]
+                      for b in boxes.values()])
+    t = np.linspace(0, 1, 41)[:, None]
+    u = 1 - t
+    found = []
+    for e in graph.edges:
+        for x0, y0, x1, y1, bend, _ in layout.edge_rows(e.src, e.dst):
+            px = (u ** 3 + 3 * u * u * t) * x0 + (3 * u * t * t + t ** 3) * x1
+            py = u ** 3 * y0 + 3 * u * u * t * (y0 + bend) + 3 * u * t * t * (y1 - bend) + t ** 3 * y1
+            inside = (px >= rects[:, 0]) & (px <= rects[:, 2]) & (py >= rects[:, 1]) & (py <= rects[:, 3])
+            found += [(e.src, e.dst, ids[k]) for k in np.nonzero(inside.any(axis=0))[0] if ids[k] not in (e.src, e.dst)]
+    return found
+
+
+@pytest.mark.parametrize("code", [SEED, MODULE, RESIDUAL, WITHOUT_AUTOGRAD, RESNET, TRANSFORMER, RNN],
+                         ids=["seed", "module", "residual", "without_autograd", "resnet18", "transformer", "rnn"])
+def test_no_edge_passes_through_a_node(code):
+    graph = graph_of(code)
+    layout = layout_graph(graph)
+    assert crossings(graph, layout) == []
+    assert not overlaps(layout)
+
+
+def test_a_skip_connection_runs_down_a_lane_beside_the_rows_it_passes():
+    """The edge ReLU -> the last add skips the rows of tanh, mul, sigmoid and the first
+    add: it gets a lane in each, clear of every node of that row."""
+    graph = graph_of(RESIDUAL)
+    layout = layout_graph(graph)
+    ops = {n.id: n.name for n in graph.nodes if n.kind == "op"}
+    relu = next(k for k, name in ops.items() if name == "ReluBackward0")
+    (last_add,) = [e.dst for e in graph.edges if e.src == relu and ops.get(e.dst) == "AddBackward0"]
+    route = layout.routes[(relu, last_add)]
+    assert len(route) == 4  # tanh, mul, sigmoid, add
+    for x, top, bottom in route:
+        beside = [b for b in layout.boxes.values() if top <= b.y <= bottom]
+        assert beside and all(abs(x - b.x) >= b.w / 2 for b in beside)
+
+
+def test_lanes_stop_at_their_budget_and_the_rest_are_drawn_straight():
+    """An RNN's weight, read at each of 60 steps: one chain of lanes, shared by its 59
+    long edges. A budget short of that chain leaves them straight."""
+    graph = graph_of(RNN)
+    everything = lanes_of(graph, budget=10_000)
+    assert len(everything) >= 59
+    used = {lane for chain in everything.values() for lane in chain}
+    short = lanes_of(graph, budget=len(used) - 1)
+    assert len(short) < len(everything)
+    assert lanes_of(graph, budget=0) == {}
+
+
+def lanes_of(graph, budget):
+    ids = [n.id for n in graph.nodes]
+    succ = {n: [] for n in ids}
+    pred = {n: [] for n in ids}
+    for e in graph.edges:
+        succ[e.src].append(e.dst)
+        pred[e.dst].append(e.src)
+    return lanes(succ, assign_layers(ids, succ, pred), budget)
