@@ -136,8 +136,8 @@ def lanes(succ: dict[str, list[str]], layer: dict[str, int], budget: int) -> dic
     """(src, dst) -> the lane ids an edge that skips rows runs down, one per row it
     passes. A source's long edges share one chain of lanes down to its deepest
     target. Sources with the shortest chains come first, until `budget` lanes are
-    used (an RNN's weight read at each of 1,000 steps must not cost a million lanes);
-    the edges left over are drawn straight."""
+    used (thousands of sources each reaching far down must not cost millions of
+    lanes); the edges left over are drawn straight."""
     chains = []
     for n, outs in succ.items():
         far = [s for s in outs if layer[s] - layer[n] > 1]
