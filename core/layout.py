@@ -33,7 +33,9 @@ GAP_Y = 36.0
 MIN_GAP_Y = 10.0  # rows of an edited graph may close up to this before they move
 BELOW_GAP = 8.0  # between a node and what is drawn under it (clear of the step ring)
 SIMILAR = 0.5  # kept positions are used when this share of the smaller graph's nodes is in both
-LANE_W = 10.0  # the room a long edge takes in each row it passes
+LANE_W = 4.0  # the room a long edge takes in each row it passes,
+LANE_GAP = 8.0  # and the gap on each side of it (lanes pack closer than nodes)
+LANE = "\x00lane\x00"  # the start of a lane's id
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Layout:
     # (src, dst) -> the lanes a long edge runs down, top row first: (x, top, bottom) of each
     routes: dict[tuple[str, str], list[tuple[float, float, float]]] = field(default_factory=dict)
     bands: dict[str, tuple[float, float]] = field(default_factory=dict)  # node -> (top, bottom) of its row
+    lanes: list[Box] = field(default_factory=list)  # the lanes' slots: a picture's bounds take them in
 
     def edge_rows(self, src: str, dst: str) -> list[tuple[float, float, float, float, float, float]]:
         """The drawn edge from node `src` to node `dst`: see `edge_rows`."""
@@ -150,7 +153,7 @@ def lanes(succ: dict[str, list[str]], layer: dict[str, int], budget: int) -> dic
         if used + length > budget:
             break
         used += length
-        chain = [f"\x00lane\x00{n}\x00{li}" for li in range(layer[n] + 1, layer[n] + 1 + length)]
+        chain = [f"{LANE}{n}\x00{li}" for li in range(layer[n] + 1, layer[n] + 1 + length)]
         for s in far:
             via[(n, s)] = chain[:layer[s] - layer[n] - 1]
     return via
@@ -194,7 +197,7 @@ def _place_row(row: list[str], wish: dict[str, float], width: dict[str, float],
     lefts = [x[n] - width[n] / 2 for n in old]
     rights = [x[n] + width[n] / 2 for n in old]
     for n in new:
-        c = _nearest_gap(lefts, rights, wish[n], width[n] / 2 + GAP_X)
+        c = _nearest_gap(lefts, rights, wish[n], width[n] / 2 + (LANE_GAP if n.startswith(LANE) else GAP_X))
         x[n] = c
         i = bisect.bisect_left(lefts, c - width[n] / 2)
         lefts.insert(i, c - width[n] / 2)
@@ -239,7 +242,9 @@ def _push_apart(row: list[str], wish: dict[str, float], width: dict[str, float],
     for i, n in enumerate(row):
         want = wish[n]
         if i:
-            want = max(want, placed[-1] + (width[row[i - 1]] + width[n]) / 2 + GAP_X)
+            before = row[i - 1]
+            gap = LANE_GAP if n.startswith(LANE) or before.startswith(LANE) else GAP_X
+            want = max(want, placed[-1] + (width[before] + width[n]) / 2 + gap)
         placed.append(want)
     shift = sum(wish[n] - p for n, p in zip(row, placed)) / len(row) if recentre and row else 0.0
     for n, p in zip(row, placed):
@@ -275,7 +280,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
     width = {n: max(size[n][0], below[n][0]) if n in below else size[n][0] for n in ids}
 
     # Long edges run down lanes: in the sweeps a lane is a node, linked in its chain.
-    via = lanes(succ, layer, max(2000, 2 * len(ids)))
+    via = lanes(succ, layer, max(4000, 2 * len(ids)))
     up: dict[str, list[str]] = {n: list(p) for n, p in pred.items()}
     down: dict[str, list[str]] = {n: list(s) for n, s in succ.items()}
     lane_ids: list[str] = []
@@ -370,7 +375,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
     top = min(b.y - b.h / 2 for b in every)
     routes = {edge: [(lane_boxes[n].x, lane_boxes[n].y - lane_boxes[n].h / 2, lane_boxes[n].y + lane_boxes[n].h / 2)
                      for n in chain] for edge, chain in via.items() if chain}
-    return Layout(boxes, right, bottom - top, kept_below, routes, bands)
+    return Layout(boxes, right, bottom - top, kept_below, routes, bands, list(lane_boxes.values()))
 
 
 def badge_sizes(graph: Graph, trace, metrics: Metrics = DEFAULT_METRICS) -> dict[str, tuple[float, float]]:

@@ -72,7 +72,7 @@ def to_svg(graph, layout: Layout, badges: dict | None = None, metrics: Metrics =
     `step_view` shows at a step), each drawn in `layout.below[node id]`."""
     boxes = layout.boxes
     badges = {k: b for k, b in (badges or {}).items() if k in layout.below}
-    every = list(boxes.values()) + [layout.below[k] for k in badges]
+    every = list(boxes.values()) + [layout.below[k] for k in badges] + layout.lanes
     if every:
         left = min(b.x - b.w / 2 for b in every) - MARGIN
         top = min(b.y - b.h / 2 for b in every) - MARGIN

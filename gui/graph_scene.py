@@ -313,7 +313,7 @@ class SceneData:
     (in the layout worker for a big graph: Qt value types only, no items)."""
     lines: dict[str, list[str]]  # node id -> its label lines
     edges: np.ndarray  # rows of (x0, y0, x1, y1, bend, tip), see `edge_array`
-    rect: QtCore.QRectF  # the scene rect: every box and the room kept under them
+    rect: QtCore.QRectF  # the scene rect: every box, the room kept under them, the lanes
     overview: dict[str, QtGui.QPainterPath] | None  # style -> every box of that style (a big graph)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # "view"/"data" -> their edges, as `edges`
 
@@ -333,7 +333,7 @@ def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
         for node in graph.nodes:
             b = boxes[node.id]
             paths.setdefault(style_of(node), QtGui.QPainterPath()).addRect(b.x - b.w / 2, b.y - b.h / 2, b.w, b.h)
-    every = list(boxes.values()) + list(layout.below.values())
+    every = list(boxes.values()) + list(layout.below.values()) + layout.lanes
     rect = QtCore.QRectF()
     if every:
         left = min(b.x - b.w / 2 for b in every)

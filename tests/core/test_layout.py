@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.kernel.runner import Runner
+from core.svg import to_svg
 from core.layout import (DEFAULT_METRICS, LayoutCancelled, Metrics, assign_layers, lanes, layout_graph,
                          layout_with_dot, node_size, positions_by_key)
 
@@ -261,6 +262,29 @@ def test_a_skip_connection_runs_down_a_lane_beside_the_rows_it_passes():
     for x, top, bottom in route:
         beside = [b for b in layout.boxes.values() if top <= b.y <= bottom]
         assert beside and all(abs(x - b.x) >= b.w / 2 for b in beside)
+        assert 0 <= x <= layout.width and any(lane.x == x for lane in layout.lanes)  # in the picture's bounds
+
+
+DENSE = """
+import torch
+x = torch.randn(2, 4, requires_grad=True)
+features = [x]
+for i in range(4):
+    h = torch.cat(features, dim=1)
+    features.append(torch.relu(h.sum(dim=1, keepdim=True) * (i + 1)))
+out = torch.cat(features, dim=1).sum()
+"""
+
+
+def test_a_dense_block_has_every_long_edge_in_lanes_inside_the_svg():
+    """Each feature feeds every later cat: many long edges, from one source to
+    several rows (one shared chain of lanes each). The SVG's view box holds them."""
+    graph = graph_of(DENSE)
+    layout = layout_graph(graph)
+    assert len(layout.routes) >= 6 and crossings(graph, layout) == []
+    svg = to_svg(graph, layout)
+    left, top, width, height = (float(v) for v in svg.split('viewBox="')[1].split('"')[0].split())
+    assert all(left <= lane.x - lane.w / 2 and lane.x + lane.w / 2 <= left + width for lane in layout.lanes)
 
 
 def test_lanes_stop_at_their_budget_and_the_rest_are_drawn_straight():
