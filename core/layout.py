@@ -424,6 +424,7 @@ def layout_with_dot(graph: Graph, metrics: Metrics = DEFAULT_METRICS, timeout: f
         raise OSError("Graphviz `dot` is not installed")
     out = _run_cancellable([exe, "-Tplain"], "\n".join(lines), timeout, cancelled)
     boxes: dict[str, Box] = {}
+    splines: dict[tuple[str, str], list[tuple[float, float]]] = {}
     height = 0.0
     for row in out.splitlines():
         parts = row.split()
@@ -433,8 +434,56 @@ def layout_with_dot(graph: Graph, metrics: Metrics = DEFAULT_METRICS, timeout: f
             node_id, x, y = parts[1].strip('"'), float(parts[2]) * 72, float(parts[3]) * 72
             w, h = sizes[node_id]
             boxes[node_id] = Box(x, height - y, w, h)  # dot's y grows upwards
-    width = max(b.x + b.w / 2 for b in boxes.values())
-    return Layout(boxes, width, height)
+        elif parts[:1] == ["edge"]:
+            count = int(parts[3])
+            splines[(parts[1].strip('"'), parts[2].strip('"'))] = [
+                (float(parts[4 + 2 * i]) * 72, height - float(parts[5 + 2 * i]) * 72) for i in range(count)]
+    routes, bands, lane_boxes = _dot_lanes(boxes, splines)
+    width = max(b.x + b.w / 2 for b in list(boxes.values()) + lane_boxes)
+    return Layout(boxes, width, height, {}, routes, bands, lane_boxes)
+
+
+def _dot_lanes(boxes: dict[str, Box], splines: dict[tuple[str, str], list[tuple[float, float]]]):
+    """Graphviz's routes as lanes: `dot` keeps a slot for a long edge in each rank it
+    passes (a virtual node) and its spline goes through it, so the spline's x at a
+    rank's centre is a lane there. Returns (routes, bands, lane boxes), as
+    `layout_graph` makes them."""
+    ranks: dict[float, list[Box]] = defaultdict(list)
+    for b in boxes.values():
+        ranks[round(b.y, 1)].append(b)
+    centres = sorted(ranks)
+    band_of = {y: (y - max(b.h for b in ranks[y]) / 2, y + max(b.h for b in ranks[y]) / 2) for y in centres}
+    bands = {n: band_of[round(b.y, 1)] for n, b in boxes.items()}
+    routes, lane_boxes = {}, []
+    for (src, dst), points in splines.items():
+        if src not in boxes or dst not in boxes:
+            continue
+        i, j = centres.index(round(boxes[src].y, 1)), centres.index(round(boxes[dst].y, 1))
+        route = []
+        for y in centres[i + 1:j]:
+            top, bottom = band_of[y]
+            x = _spline_x(points, y, boxes[src].x, boxes[dst].x)
+            route.append((x, top, bottom))
+            lane_boxes.append(Box(x, y, LANE_W, bottom - top))
+        if route:
+            routes[(src, dst)] = route
+    return routes, bands, lane_boxes
+
+
+def _spline_x(points: list[tuple[float, float]], y: float, fallback0: float, fallback1: float) -> float:
+    """x where dot's piecewise cubic Bezier (points 0..3k) is at height `y`."""
+    for k in range(0, len(points) - 3, 3):
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = points[k:k + 4]
+        if min(y0, y3) - 1e-6 <= y <= max(y0, y3) + 1e-6:
+            best = None
+            for step in range(33):
+                t = step / 32
+                u = 1 - t
+                py = u ** 3 * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t ** 3 * y3
+                if best is None or abs(py - y) < best[0]:
+                    best = (abs(py - y), u ** 3 * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t ** 3 * x3)
+            return best[1]
+    return (fallback0 + fallback1) / 2
 
 
 def _run_cancellable(cmd: list[str], stdin: str, timeout: float, cancelled: Callable[[], bool]) -> str:

@@ -307,3 +307,14 @@ def lanes_of(graph, budget):
         succ[e.src].append(e.dst)
         pred[e.dst].append(e.src)
     return lanes(succ, assign_layers(ids, succ, pred), budget)
+
+
+@pytest.mark.parametrize("code", [RESIDUAL, DENSE, RESNET], ids=["residual", "dense", "resnet18"])
+def test_dot_engine_edges_follow_graphviz_lanes_and_miss_every_node(code):
+    """With Graphviz as the engine, a long edge runs down the slots dot kept for it
+    (its spline's x at each rank it passes), not straight across."""
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    graph = graph_of(code)
+    layout = layout_with_dot(graph)
+    assert layout.routes and crossings(graph, layout) == []
