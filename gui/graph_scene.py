@@ -316,6 +316,7 @@ class SceneData:
     rect: QtCore.QRectF  # the scene rect: every box, the room kept under them, the lanes
     overview: dict[str, QtGui.QPainterPath] | None  # style -> every box of that style (a big graph)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # "view"/"data" -> their edges, as `edges`
+    stripes: dict[str, QtGui.QPainterPath] = field(default_factory=dict)  # colour -> device stripes (overview)
 
 
 def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
@@ -328,11 +329,15 @@ def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
     if lines is None:
         lines = {n.id: node_lines(n) for n in graph.nodes}
     paths: dict[str, QtGui.QPainterPath] | None = None
+    stripes: dict[str, QtGui.QPainterPath] = {}
     if overview:
         paths = {}
         for node in graph.nodes:
             b = boxes[node.id]
             paths.setdefault(style_of(node), QtGui.QPainterPath()).addRect(b.x - b.w / 2, b.y - b.h / 2, b.w, b.h)
+            colour = device_colour(node.device) if node.kind == "tensor" else None
+            if colour:  # where the tensors live reads from afar too
+                stripes.setdefault(colour, QtGui.QPainterPath()).addRect(b.x - b.w / 2, b.y - b.h / 2, STRIPE_W, b.h)
     every = list(boxes.values()) + list(layout.below.values()) + layout.lanes
     rect = QtCore.QRectF()
     if every:
@@ -344,7 +349,7 @@ def scene_data(graph: Graph, layout: Layout, overview: bool | None = None,
     autograd = [e for e in graph.edges if e.kind is None]
     extra = {kind: edge_array([e for e in graph.edges if e.kind == kind], layout) for kind in EDGE_DASH}
     return SceneData(lines, edge_array(autograd, layout), rect.adjusted(-30, -30, 30, 30), paths,
-                     {kind: rows for kind, rows in extra.items() if len(rows)})
+                     {kind: rows for kind, rows in extra.items() if len(rows)}, stripes)
 
 
 class GraphScene(QtWidgets.QGraphicsScene):
@@ -430,6 +435,12 @@ class GraphScene(QtWidgets.QGraphicsScene):
             item = OverviewItem(path, outline, QtGui.QColor(fill))
             self.addItem(item)
             item.setZValue(0.9)
+            item.setVisible(not self.detailed)
+            self.overview.append(item)
+        for colour, path in data.stripes.items():
+            item = OverviewItem(path, QtGui.QPen(QtCore.Qt.NoPen), QtGui.QColor(colour))
+            self.addItem(item)
+            item.setZValue(0.95)
             item.setVisible(not self.detailed)
             self.overview.append(item)
         self._pending = list(graph.nodes)

@@ -92,6 +92,23 @@ def test_tensors_off_the_cpu_carry_their_device_stripe_and_legend(qtbot, states,
     assert panel.scene.items_by_id["t0"].stripe is None and "cuda" not in panel.legend.text()
 
 
+def test_device_stripes_show_in_the_overview_of_a_big_graph(qtbot):
+    """Zoomed out, a big graph is one path per colour: the stripes are one more each."""
+    from core.layout import layout_graph
+    from gui.graph_scene import GraphScene, scene_data
+    nodes = [tensor(f"t{i}", f"x{i}") for i in range(1600)]
+    for n in nodes[::2]:
+        n.device = "cuda:0"
+    graph = Graph(nodes, [])
+    layout = layout_graph(graph)
+    data = scene_data(graph, layout, overview=True)
+    green = device_colour("cuda:0")
+    assert list(data.stripes) == [green] and data.stripes[green].elementCount() == 5 * 800
+    scene = GraphScene()
+    scene.draw(graph, layout, data=data)
+    assert any(item.brush().color().name() == green for item in scene.overview)
+
+
 def test_graph_panel_dims_with_the_error_and_keeps_the_graph(qtbot, states, actions):
     panel = GraphPanel(states, actions)
     qtbot.addWidget(panel)
