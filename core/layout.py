@@ -122,6 +122,17 @@ def node_size(node, metrics: Metrics = DEFAULT_METRICS, lines: list[str] | None 
             len(lines) * metrics.line_h + 2 * metrics.pad_y)
 
 
+def adjacency(graph: Graph) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(successors, predecessors) of each node, over the edges between its nodes."""
+    succ: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
+    pred: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
+    for e in graph.edges:
+        if e.src in succ and e.dst in succ:
+            succ[e.src].append(e.dst)
+            pred[e.dst].append(e.src)
+    return succ, pred
+
+
 def assign_layers(ids: list[str], succ: dict[str, list[str]], pred: dict[str, list[str]]) -> dict[str, int]:
     order = topological(ids, succ, pred)
     layer = {n: 0 for n in ids}
@@ -268,12 +279,7 @@ def layout_graph(graph: Graph, previous: dict[str, tuple[float, float]] | None =
     previous = previous if previous and alike(graph, previous) else {}
     below = below or {}
     node_by_id = {n.id: n for n in graph.nodes}
-    succ: dict[str, list[str]] = {n: [] for n in ids}
-    pred: dict[str, list[str]] = {n: [] for n in ids}
-    for e in graph.edges:
-        if e.src in succ and e.dst in succ:
-            succ[e.src].append(e.dst)
-            pred[e.dst].append(e.src)
+    succ, pred = adjacency(graph)
     layer = assign_layers(ids, succ, pred)
     lines = lines or {}
     size = {n: node_size(node_by_id[n], metrics, lines.get(n)) for n in ids}

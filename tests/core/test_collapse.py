@@ -3,6 +3,7 @@ depth, the readable depth, and which box a hidden node is drawn as."""
 from __future__ import annotations
 
 from core.collapse import collapse, collapse_to_depth, drawn_as, readable_depth
+from core.layout import adjacency
 from core.model.graph import Edge, Graph, OpNode, SavedNode, TensorNode
 
 
@@ -79,11 +80,7 @@ def test_a_module_called_twice_is_two_boxes_and_folding_makes_no_cycle(runner):
     for depth in (1, 2, 3, 4):
         folded = collapse_to_depth(graph, depth)
         ids = [n.id for n in folded.nodes]
-        succ = {i: [] for i in ids}
-        pred = {i: [] for i in ids}
-        for e in folded.edges:
-            succ[e.src].append(e.dst)
-            pred[e.dst].append(e.src)
+        succ, pred = adjacency(folded)
         indeg = {i: len(pred[i]) for i in ids}
         ready = [i for i in ids if not indeg[i]]
         seen = 0

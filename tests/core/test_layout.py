@@ -7,8 +7,8 @@ import pytest
 
 from core.kernel.runner import Runner
 from core.svg import to_svg
-from core.layout import (DEFAULT_METRICS, LayoutCancelled, Metrics, assign_layers, lanes, layout_graph,
-                         layout_with_dot, node_size, positions_by_key)
+from core.layout import (DEFAULT_METRICS, LayoutCancelled, Metrics, adjacency, assign_layers, lanes,
+                         layout_graph, layout_with_dot, node_size, positions_by_key)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "resources" / "examples" / "01_computation_graph.py").read_text()
@@ -300,13 +300,8 @@ def test_lanes_stop_at_their_budget_and_the_rest_are_drawn_straight():
 
 
 def lanes_of(graph, budget):
-    ids = [n.id for n in graph.nodes]
-    succ = {n: [] for n in ids}
-    pred = {n: [] for n in ids}
-    for e in graph.edges:
-        succ[e.src].append(e.dst)
-        pred[e.dst].append(e.src)
-    return lanes(succ, assign_layers(ids, succ, pred), budget)
+    succ, pred = adjacency(graph)
+    return lanes(succ, assign_layers(list(succ), succ, pred), budget)
 
 
 @pytest.mark.parametrize("code", [RESIDUAL, DENSE, RESNET], ids=["residual", "dense", "resnet18"])
